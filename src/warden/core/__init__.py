@@ -1,0 +1,37 @@
+"""Domain types. This package imports nothing of warden outside itself and does no I/O."""
+
+from warden.core.content import DEFAULT_SURFACE, Content, Modality
+from warden.core.decision import CategoryVerdict, Decision, Reason, Verdict, decision_id
+from warden.core.policy import (
+    DEFAULT_CATEGORIES,
+    Action,
+    CategoryPolicy,
+    DetectorSpec,
+    Policy,
+    Severity,
+    Threshold,
+    Tier,
+)
+from warden.core.results import DetectorResult, Evidence, Span
+
+__all__ = [
+    "DEFAULT_CATEGORIES",
+    "DEFAULT_SURFACE",
+    "Action",
+    "CategoryPolicy",
+    "CategoryVerdict",
+    "Content",
+    "Decision",
+    "DetectorResult",
+    "DetectorSpec",
+    "Evidence",
+    "Modality",
+    "Policy",
+    "Reason",
+    "Severity",
+    "Span",
+    "Threshold",
+    "Tier",
+    "Verdict",
+    "decision_id",
+]

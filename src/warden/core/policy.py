@@ -1,0 +1,209 @@
+"""The policy as typed, validated data.
+
+One versioned policy drives detection (which detectors, in which cascade), decisions
+(thresholds per category and surface, actions) and review routing. This module only
+defines and validates the shape; reading YAML files lives in `warden.policy`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_CATEGORIES: tuple[str, ...] = (
+    "sexual",
+    "sexual/minors",
+    "hate",
+    "hate/threatening",
+    "harassment",
+    "harassment/threatening",
+    "self-harm",
+    "violence",
+    "violence/graphic",
+    "illicit",
+    "spam",
+    "scam",
+    "prompt_injection",
+)
+
+CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_\-]*(/[a-z][a-z0-9_\-]*)?$")
+NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+class Action(str, Enum):
+    """Enforcement actions, in increasing order of severity."""
+
+    ALLOW = "allow"
+    LABEL = "label"
+    LIMIT = "limit"
+    HOLD_FOR_REVIEW = "hold_for_review"
+    REMOVE = "remove"
+    ESCALATE = "escalate"
+
+    @property
+    def rank(self) -> int:
+        return _ACTION_ORDER.index(self)
+
+
+_ACTION_ORDER = list(Action)
+
+
+class Severity(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Threshold(_Strict):
+    """Score >= `flag` violates automatically; `review` <= score < `flag` goes to humans."""
+
+    flag: float = Field(ge=0.0, le=1.0)
+    review: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _review_below_flag(self) -> Threshold:
+        if self.review is not None and self.review > self.flag:
+            raise ValueError(f"review ({self.review}) must be <= flag ({self.flag})")
+        return self
+
+
+class Examples(_Strict):
+    violating: tuple[str, ...] = ()
+    benign: tuple[str, ...] = ()
+
+
+class CategoryPolicy(_Strict):
+    definition: str = Field(min_length=1)
+    severity: Severity
+    action: Action
+    dsa_category: str | None = None
+    examples: Examples = Examples()
+    thresholds: dict[str, Threshold]
+
+    @field_validator("thresholds")
+    @classmethod
+    def _has_default(cls, v: dict[str, Threshold]) -> dict[str, Threshold]:
+        if "default" not in v:
+            raise ValueError("must include a 'default' entry (used for surfaces without their own)")
+        return v
+
+    def threshold_for(self, surface: str) -> Threshold:
+        return self.thresholds.get(surface, self.thresholds["default"])
+
+
+class DetectorSpec(_Strict):
+    """A configured detector instance: `type` is a registry name, `params` its typed params."""
+
+    type: str = Field(min_length=1)
+    params: dict[str, Any] = {}
+
+
+class EscalateIf(_Strict):
+    """When an item moves on to a tier: any category's combined score so far in [low, high]."""
+
+    any_score_between: tuple[float, float] = (0.0, 1.0)
+
+    @field_validator("any_score_between")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        low, high = v
+        if not (0.0 <= low <= high <= 1.0):
+            raise ValueError(f"needs 0 <= low <= high <= 1, got [{low}, {high}]")
+        return v
+
+
+class Tier(_Strict):
+    name: str
+    detectors: tuple[str, ...] = Field(min_length=1)
+    escalate_if: EscalateIf | None = None
+
+
+class Queue(_Strict):
+    sla_hours: float = Field(gt=0)
+    description: str = ""
+
+
+class Review(_Strict):
+    """Where humans come in. `route_by_severity` overrides the default queue."""
+
+    default_queue: str = "default"
+    queues: dict[str, Queue] = {"default": Queue(sla_hours=24)}
+    route_by_severity: dict[Severity, str] = {}
+    qa_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    on_detector_error: Literal["hold_for_review", "allow"] = "hold_for_review"
+
+    @model_validator(mode="after")
+    def _queues_exist(self) -> Review:
+        for where, q in [("default_queue", self.default_queue), *(
+            (f"route_by_severity.{s.value}", q) for s, q in self.route_by_severity.items()
+        )]:
+            if q not in self.queues:
+                raise ValueError(f"{where} names queue {q!r}, not defined in queues ({sorted(self.queues)})")
+        return self
+
+
+class Policy(_Strict):
+    schema_version: Literal[1] = 1
+    name: str = Field(pattern=NAME.pattern)
+    version: str = Field(min_length=1)
+    description: str = ""
+    surfaces: tuple[str, ...] = Field(min_length=1)
+    categories: dict[str, CategoryPolicy] = Field(min_length=1)
+    detectors: dict[str, DetectorSpec] = {}
+    cascade: tuple[Tier, ...] = ()
+    review: Review = Review()
+
+    @field_validator("categories")
+    @classmethod
+    def _category_names(cls, v: dict[str, CategoryPolicy]) -> dict[str, CategoryPolicy]:
+        for name in v:
+            if not CATEGORY_NAME.match(name):
+                raise ValueError(f"category name {name!r} must match {CATEGORY_NAME.pattern}")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Policy:
+        for cat_name, cat in self.categories.items():
+            for surface in cat.thresholds:
+                if surface != "default" and surface not in self.surfaces:
+                    raise ValueError(
+                        f"categories.{cat_name}.thresholds.{surface}: unknown surface; "
+                        f"allowed: default, {', '.join(self.surfaces)}"
+                    )
+        seen: set[str] = set()
+        for i, tier in enumerate(self.cascade):
+            for det in tier.detectors:
+                if det not in self.detectors:
+                    raise ValueError(
+                        f"cascade[{i}].detectors: {det!r} is not declared under detectors "
+                        f"(declared: {', '.join(sorted(self.detectors)) or 'none'})"
+                    )
+                if det in seen:
+                    raise ValueError(f"cascade[{i}].detectors: {det!r} appears in more than one tier")
+                seen.add(det)
+        if self.cascade and self.cascade[0].escalate_if is not None:
+            raise ValueError("cascade[0].escalate_if: the first tier always runs; remove escalate_if")
+        return self
+
+    # -- convenience ---------------------------------------------------------------
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        return tuple(self.categories)
+
+    def tier_of(self, detector_instance: str) -> int:
+        for i, tier in enumerate(self.cascade):
+            if detector_instance in tier.detectors:
+                return i
+        return len(self.cascade)

@@ -125,9 +125,14 @@ class EscalateIf(_Strict):
 
 
 class Tier(_Strict):
+    """A cascade stage. `supersedes` names detectors of earlier tiers whose scores this tier's
+    scores replace (for the categories it covers), e.g. the embedding model over the fast
+    linear model; everything else combines by maximum."""
+
     name: str
     detectors: tuple[str, ...] = Field(min_length=1)
     escalate_if: EscalateIf | None = None
+    supersedes: tuple[str, ...] = ()
 
 
 class Queue(_Strict):
@@ -193,6 +198,9 @@ class Policy(_Strict):
                 if det in seen:
                     raise ValueError(f"cascade[{i}].detectors: {det!r} appears in more than one tier")
                 seen.add(det)
+            for old in tier.supersedes:
+                if old not in seen or old in tier.detectors:
+                    raise ValueError(f"cascade[{i}].supersedes: {old!r} is not a detector of an earlier tier")
         if self.cascade and self.cascade[0].escalate_if is not None:
             raise ValueError("cascade[0].escalate_if: the first tier always runs; remove escalate_if")
         return self

@@ -55,7 +55,11 @@ def _load(name: str, target: str) -> type[Detector]:
     module_name, _, attr = target.partition(":")
     import importlib
 
-    cls = getattr(importlib.import_module(module_name), attr)
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise RegistryError(f"detector type {name!r} ({target}) could not be loaded: {exc}; "
+                            "is the package that provides it installed?") from exc
     if not (isinstance(cls, type) and issubclass(cls, Detector)):
         raise RegistryError(f"entry point {name!r} -> {target} is not a Detector subclass")
     if cls.name != name:

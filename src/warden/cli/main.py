@@ -1,0 +1,179 @@
+"""The `warden` command line. Commands adapt arguments and files to the core and nothing more."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from warden.policy import DEFAULT_POLICY_PATH
+
+app = typer.Typer(
+    name="warden",
+    help="Warden: open, self-hosted Trust & Safety. Moderate text with one versioned policy.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Validate and compare policy files.", no_args_is_help=True)
+models_app = typer.Typer(help="Build and inspect model artifacts.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(models_app, name="models")
+
+PolicyOption = Annotated[Path, typer.Option("--policy", "-p", help="Policy YAML file.", show_default=True)]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def _load_moderator(policy: Path):  # noqa: ANN202 - keeps heavy imports out of --help
+    from warden.moderator import Moderator
+    from warden.policy import PolicyError
+
+    try:
+        return Moderator.from_file(policy)
+    except PolicyError as exc:
+        raise _fail(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise _fail(f"{exc}\nBuild or train the missing model (see `warden train --help`).") from None
+
+
+@policy_app.command("validate")
+def policy_validate(file: Annotated[Path, typer.Argument(help="Policy YAML file to check.")]) -> None:
+    """Check a policy file: schema, cross-references, detector types and their parameters.
+
+    Prints every problem with file, line and key path, and exits 1 if there is any.
+    """
+    from warden.policy import PolicyError, load_policy_file
+
+    try:
+        loaded = load_policy_file(file)
+    except PolicyError as exc:
+        raise _fail(str(exc)) from None
+    p = loaded.policy
+    typer.echo(f"{file}: valid policy {p.name!r} version {p.version}")
+    typer.echo(f"  categories: {len(p.categories)}; surfaces: {', '.join(p.surfaces)}")
+    typer.echo(f"  detectors: {', '.join(f'{k} ({v.type})' for k, v in p.detectors.items()) or 'none'}")
+    typer.echo(f"  cascade: {' -> '.join(t.name for t in p.cascade) or 'all detectors at once'}")
+    typer.echo(f"  fingerprint: {loaded.fingerprint[:16]}")
+
+
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[Path, typer.Argument(help="The current policy file.")],
+    new: Annotated[Path, typer.Argument(help="The candidate policy file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+) -> None:
+    """Show what changed between two policy versions, marking changes that can change decisions."""
+    from warden.policy import PolicyError, diff_policies, load_policy
+
+    try:
+        a, b = load_policy(old, check_detectors=False), load_policy(new, check_detectors=False)
+    except PolicyError as exc:
+        raise _fail(str(exc)) from None
+    changes = diff_policies(a, b)
+    if as_json:
+        typer.echo(json.dumps([{"path": c.path, "kind": c.kind.value, "old": c.old, "new": c.new,
+                                "affects_decisions": c.affects_decisions} for c in changes], indent=2))
+        return
+    typer.echo(f"{a.name} {a.version} -> {b.name} {b.version}: {len(changes)} change(s)")
+    if a.version == b.version and changes:
+        typer.secho("  warning: content changed but the version did not; decisions would be ambiguous",
+                    fg=typer.colors.YELLOW)
+    for c in changes:
+        typer.echo(("  ! " if c.affects_decisions else "    ") + c.format())
+
+
+@app.command("classify")
+def classify(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL, CSV or Parquet with a 'text' field "
+                                               "and an optional 'id'.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL, one line per input row ('-' for "
+                                         "stdout).")],
+    surface: Annotated[str, typer.Option(help="Surface whose thresholds apply to rows without their own.")] = "comment",
+    policy: PolicyOption = Path(DEFAULT_POLICY_PATH),
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet (default: from the "
+                                            "extension).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Items per detector batch.")] = 256,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Moderate every row of a file.
+
+    Each output line is {"id", "scores", "flagged", "action", "reasons", "policy_version", ...}
+    in input order. A row that cannot be processed gets an "error" field and the run goes on.
+    """
+    from warden.pipelines.classify import classify_file
+    from warden.pipelines.readers import UnreadableInput
+
+    moderator = _load_moderator(policy)
+    if surface not in moderator.policy.surfaces:
+        raise _fail(f"unknown surface {surface!r}; the policy defines: {', '.join(moderator.policy.surfaces)}")
+    out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8")
+    try:
+        summary = classify_file(moderator, input_path, out, fmt=fmt, surface=surface, batch_size=batch_size,
+                                progress=progress)
+    except UnreadableInput as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    actions = ", ".join(f"{k} {v}" for k, v in summary.actions.most_common())
+    typer.echo(f"{summary.rows} rows, {summary.errors} errors; actions: {actions or 'none'}", err=True)
+
+
+@app.command("train")
+def train(
+    out: Annotated[Path, typer.Option(help="Output model directory.")] = Path("models/text-v1"),
+    data: Annotated[Path | None, typer.Option(help="Datasets folder (default: $WARDEN_DATA or "
+                                              "../shared/datasets).")] = None,
+    policy: PolicyOption = Path(DEFAULT_POLICY_PATH),
+    seed: Annotated[int, typer.Option(help="Random seed for splits and models.")] = 0,
+    max_per_source: Annotated[int | None, typer.Option(help="Cap rows per source dataset (faster runs).")] = None,
+) -> None:
+    """Train the text model (fast linear tier + calibrated MiniLM heads) and write its model card.
+
+    Reads the shared labeled datasets, splits each into train/calibration/test, evaluates on
+    the held-out test split and on left-out datasets, and writes weights, metrics.json and
+    MODEL_CARD.md into OUT.
+    """
+    from warden.learn.text_data import data_dir
+    from warden.learn.train import run_training
+    from warden.policy import load_policy
+
+    kwargs = {} if max_per_source is None else {"max_per_source": max_per_source}
+    run_training(out, data_dir=data or data_dir(), policy=load_policy(policy, check_detectors=False), seed=seed,
+                 **kwargs)
+    typer.echo(f"model written to {out}", err=True)
+
+
+@models_app.command("build-encoder")
+def build_encoder_cmd(force: Annotated[bool, typer.Option(help="Rebuild even if cached.")] = False) -> None:
+    """Build the int8 ONNX MiniLM encoder from the installed weights (no download) into the cache."""
+    from warden.detectors.text.encoder import build_encoder
+
+    typer.echo(str(build_encoder(force=force)))
+
+
+def _register_optional_commands() -> None:
+    """Service commands live in their own modules; import them here so --help lists them."""
+    try:
+        from warden.cli.serve import serve
+    except ImportError:  # pragma: no cover - during partial installs
+        return
+    app.command("serve")(serve)
+    from warden.cli.db import db_app
+    from warden.cli.keys import keys_app
+
+    app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
+    app.add_typer(db_app, name="db", help="Database migrations.")
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,119 @@
+"""`warden classify`: moderate a file, one JSONL output line per input row, in input order."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from warden.core import Decision
+from warden.ingest import InvalidItem
+from warden.moderator import Moderator
+from warden.pipelines.readers import RawRow, count_rows, detect_format, read_rows
+
+
+@dataclass
+class ClassifySummary:
+    rows: int = 0
+    errors: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    flagged: Counter[str] = field(default_factory=Counter)
+
+
+def decision_line(decision: Decision) -> dict[str, Any]:
+    """The documented output shape of `warden classify` (a subset of Decision.to_dict)."""
+    d = decision.to_dict()
+    keys = ("id", "scores", "flagged", "uncertain", "action", "automated", "review_queue", "reasons",
+            "missing_signals", "policy_version", "decision_id")
+    return {k: d[k] for k in keys}
+
+
+def error_line(row: RawRow, message: str) -> dict[str, Any]:
+    raw_id = row.data.get("id") if row.data else None
+    return {"id": raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None,
+            "row": row.index, "error": message}
+
+
+def classify_rows(moderator: Moderator, rows: Iterable[RawRow], *, surface: str,
+                  batch_size: int = 256) -> Iterator[dict[str, Any]]:
+    """Yield one output object per input row, in order; bad rows yield an error object."""
+    chunk: list[RawRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= batch_size:
+            yield from _classify_chunk(moderator, chunk, surface)
+            chunk = []
+    if chunk:
+        yield from _classify_chunk(moderator, chunk, surface)
+
+
+def _classify_chunk(moderator: Moderator, chunk: list[RawRow], surface: str) -> Iterator[dict[str, Any]]:
+    parsed: list[Any] = []
+    for row in chunk:
+        if row.error is not None:
+            parsed.append(row.error)
+            continue
+        data = dict(row.data or {})
+        if data.get("id") is None:
+            data["id"] = str(row.index)  # stable ids make reruns idempotent
+        try:
+            parsed.append(moderator.parse(data, default_surface=surface))
+        except InvalidItem as exc:
+            parsed.append(f"row {row.index}: {exc}")
+    contents = [p for p in parsed if not isinstance(p, str)]
+    decisions = iter(moderator.moderate_batch(contents))
+    for row, p in zip(chunk, parsed, strict=True):
+        yield error_line(row, p) if isinstance(p, str) else decision_line(next(decisions))
+
+
+def classify_file(moderator: Moderator, input_path: Path, output: IO[str], *, fmt: str | None = None,
+                  surface: str = "comment", batch_size: int = 256, progress: bool = True) -> ClassifySummary:
+    fmt = detect_format(input_path, fmt)
+    summary = ClassifySummary()
+    total = count_rows(input_path, fmt) if progress else None
+    rows = read_rows(input_path, fmt)
+    lines = classify_rows(moderator, rows, surface=surface, batch_size=batch_size)
+    with _progress(progress, total) as advance:
+        for line in lines:
+            output.write(json.dumps(line, ensure_ascii=False) + "\n")
+            summary.rows += 1
+            if "error" in line:
+                summary.errors += 1
+            else:
+                summary.actions[line["action"]] += 1
+                summary.flagged.update(line["flagged"])
+            advance()
+    return summary
+
+
+class _progress:
+    """A rich progress bar on stderr with rate and ETA; a no-op when disabled."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.enabled = enabled
+        self.total = total
+
+    def __enter__(self):  # noqa: ANN204
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.text import Text
+
+        class RateColumn(ProgressColumn):
+            def render(self, task):  # noqa: ANN001, ANN202
+                return Text(f"{task.speed:,.0f} rows/s" if task.speed else "… rows/s")
+
+        self._bar = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+        self._bar.start()
+        task = self._bar.add_task("classify", total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._bar.stop()

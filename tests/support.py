@@ -73,7 +73,7 @@ detectors:
   cheap:
     type: test_word_score
     params:
-      triggers: {spammy: [spam, 0.99]}
+      triggers: {spammy: [spam, 0.99], hateword: [hate, 0.6], maybe: [harassment, 0.55]}
   expensive:
     type: test_word_score
 cascade:

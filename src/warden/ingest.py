@@ -55,6 +55,8 @@ def parse_item(
         raise InvalidItem(f"'id' must be a string or an integer, got {_kind(raw_id)}", field="id")
     else:
         item_id = str(raw_id)
+        if _has_lone_surrogate(item_id):
+            raise InvalidItem("'id' is not valid Unicode (it contains unpaired surrogates)", field="id")
         if len(item_id) > MAX_ID_CHARS:
             raise InvalidItem(f"'id' is longer than {MAX_ID_CHARS} characters", field="id")
 
@@ -64,12 +66,14 @@ def parse_item(
     if not isinstance(surface, str):
         raise InvalidItem(f"'surface' must be a string, got {_kind(surface)}", field="surface")
     if allowed_surfaces is not None and surface not in allowed_surfaces:
-        raise InvalidItem(f"unknown surface {surface!r}; the policy defines: {', '.join(allowed_surfaces)}",
+        raise InvalidItem(f"unknown surface {surface.encode('utf-8', 'backslashreplace').decode()!r}; the policy defines: {', '.join(allowed_surfaces)}",
                           field="surface")
 
     actor = obj.get("actor_id")
-    if actor is not None and not isinstance(actor, str | int):
+    if actor is not None and (isinstance(actor, bool) or not isinstance(actor, str | int)):
         raise InvalidItem(f"'actor_id' must be a string or an integer, got {_kind(actor)}", field="actor_id")
+    if isinstance(actor, str) and _has_lone_surrogate(actor):
+        raise InvalidItem("'actor_id' is not valid Unicode (it contains unpaired surrogates)", field="actor_id")
     language = obj.get("language")
     if language is not None and not isinstance(language, str):
         raise InvalidItem(f"'language' must be a string, got {_kind(language)}", field="language")

@@ -28,7 +28,7 @@ def test_cascade_escalates_only_uncertain_items(moderator) -> None:
 
 
 def test_moderate_accepts_str_mapping_content_and_lists(moderator) -> None:
-    assert moderator.moderate("hateword here").action is Action.ALLOW  # cheap tier has no 'hateword'
+    assert moderator.moderate("hateword here").action is Action.REMOVE
     d = moderator.moderate({"id": "x", "text": "maybe", "surface": "chat"})
     assert d.content_id == "x" and d.surface == "chat"
     ds = moderator.moderate([{"id": "1", "text": "a"}, Content(id="2", text="b")])

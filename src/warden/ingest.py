@@ -66,7 +66,8 @@ def parse_item(
     if not isinstance(surface, str):
         raise InvalidItem(f"'surface' must be a string, got {_kind(surface)}", field="surface")
     if allowed_surfaces is not None and surface not in allowed_surfaces:
-        raise InvalidItem(f"unknown surface {surface.encode('utf-8', 'backslashreplace').decode()!r}; the policy defines: {', '.join(allowed_surfaces)}",
+        shown = surface.encode("utf-8", "backslashreplace").decode()
+        raise InvalidItem(f"unknown surface {shown!r}; the policy defines: {', '.join(allowed_surfaces)}",
                           field="surface")
 
     actor = obj.get("actor_id")

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from support import DEFAULT_POLICY
 
+from support import DEFAULT_POLICY
 from warden.core import Action, Content, DetectorResult, Evidence, Span, Verdict, decision_id
 from warden.decide import combine_scores, decide
 from warden.policy import load_policy

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from support import SMALL_POLICY
 
+from support import SMALL_POLICY
 from warden.core import Action, Content
 from warden.ingest import InvalidItem
 from warden.moderator import Moderator

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import SMALL_POLICY
 from typer.testing import CliRunner
 
+from support import SMALL_POLICY
 from warden.cli.main import app
 from warden.moderator import Moderator
 from warden.pipelines.classify import classify_file

@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from support import DEFAULT_POLICY
 from warden.core import DEFAULT_CATEGORIES, Action
 from warden.policy import PolicyError, diff_policies, load_policy, parse_policy
-
-from support import DEFAULT_POLICY
 
 
 def _default_text() -> str:
@@ -53,8 +52,8 @@ def test_all_problems_reported_at_once() -> None:
         ("detectors: [linear]", "detectors: [linaer]", "'linaer' is not declared under detectors"),
         ("      profile: {flag: 0.8, review: 0.5}", "      profle: {flag: 0.8, review: 0.5}",
          "unknown surface; allowed: default, comment, chat, profile, llm_prompt"),
-        ("      default: {flag: 0.85, review: 0.6}\n\n  illicit", "      default: {flag: 0.5, review: 0.6}\n\n  illicit",
-         "review (0.6) must be <= flag (0.5)"),
+        ("      default: {flag: 0.85, review: 0.6}\n\n  illicit",
+         "      default: {flag: 0.5, review: 0.6}\n\n  illicit", "review (0.6) must be <= flag (0.5)"),
         ("    critical: priority", "    critical: urgent", "names queue 'urgent', not defined in queues"),
         ("name: default", "name: Default Policy!", "String should match pattern"),
     ],
@@ -93,5 +92,6 @@ def test_diff_reports_threshold_and_action_changes() -> None:
     changes = {c.path: c for c in diff_policies(a, b)}
     assert set(changes) == {"version", "categories.violence/graphic.action"}
     assert changes["categories.violence/graphic.action"].affects_decisions
-    assert changes["categories.violence/graphic.action"].format() == "~ categories.violence/graphic.action: label -> limit"
+    change = changes["categories.violence/graphic.action"]
+    assert change.format() == "~ categories.violence/graphic.action: label -> limit"
     assert diff_policies(a, a) == []

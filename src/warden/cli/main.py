@@ -31,7 +31,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load_moderator(policy: Path):  # noqa: ANN202 - keeps heavy imports out of --help
+def _load_moderator(policy: Path):
     from warden.moderator import Moderator
     from warden.policy import PolicyError
 

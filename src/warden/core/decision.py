@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from warden.core.policy import Action
 from warden.core.results import Evidence
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     VIOLATING = "violating"  # score >= flag threshold: automated action
     UNCERTAIN = "uncertain"  # review <= score < flag: a human decides
     CLEAR = "clear"

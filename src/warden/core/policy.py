@@ -8,7 +8,7 @@ defines and validates the shape; reading YAML files lives in `warden.policy`.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -33,7 +33,7 @@ CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_\-]*(/[a-z][a-z0-9_\-]*)?$")
 NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """Enforcement actions, in increasing order of severity."""
 
     ALLOW = "allow"
@@ -51,7 +51,7 @@ class Action(str, Enum):
 _ACTION_ORDER = list(Action)
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"

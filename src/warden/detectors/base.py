@@ -95,7 +95,7 @@ class Detector(ABC):
                 out = self._detect(sub)
                 if len(out) != len(sub):
                     raise RuntimeError(f"returned {len(out)} results for {len(sub)} items")
-            except Exception as exc:  # noqa: BLE001 - isolate the batch, then retry items one by one
+            except Exception as exc:
                 out = [self._detect_one_safely(item) for item in sub] if len(sub) > 1 else [
                     DetectorResult.failed(self.instance, sub[0].id, f"{type(exc).__name__}: {exc}", self.model_version)
                 ]
@@ -107,7 +107,7 @@ class Detector(ABC):
     def _detect_one_safely(self, item: Content) -> DetectorResult:
         try:
             return self._detect([item])[0]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return DetectorResult.failed(self.instance, item.id, f"{type(exc).__name__}: {exc}", self.model_version)
 
     @abstractmethod

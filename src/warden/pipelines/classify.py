@@ -96,16 +96,23 @@ class _progress:
         self.enabled = enabled
         self.total = total
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         if not self.enabled:
             return lambda: None
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.text import Text
 
         class RateColumn(ProgressColumn):
-            def render(self, task):  # noqa: ANN001, ANN202
+            def render(self, task):
                 return Text(f"{task.speed:,.0f} rows/s" if task.speed else "… rows/s")
 
         self._bar = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), RateColumn(),

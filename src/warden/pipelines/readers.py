@@ -34,7 +34,8 @@ def detect_format(path: Path, explicit: str | None = None) -> str:
             raise UnreadableInput(f"unknown format {explicit!r}; use one of: {', '.join(FORMATS)}")
         return explicit
     suffix = path.suffix.lower().lstrip(".")
-    aliases = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "csv": "csv", "parquet": "parquet", "pq": "parquet"}
+    aliases = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "csv": "csv",
+               "parquet": "parquet", "pq": "parquet"}
     if suffix not in aliases:
         raise UnreadableInput(f"cannot tell the format of {path.name!r} from its extension; pass --format "
                               f"({', '.join(FORMATS)})")
@@ -51,7 +52,7 @@ def count_rows(path: Path, fmt: str) -> int | None:
         with path.open("rb") as fh:
             n = sum(1 for line in fh if line.strip())
         return max(0, n - 1) if fmt == "csv" else n
-    except Exception:  # noqa: BLE001 - a count is only a nicety
+    except Exception:
         return None
 
 
@@ -114,7 +115,7 @@ def _read_parquet(path: Path) -> Iterator[RawRow]:
 
     try:
         pf = pq.ParquetFile(path)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise UnreadableInput(f"cannot read Parquet file {path}: {exc}") from exc
     index = 0
     for batch in pf.iter_batches(batch_size=4096):

@@ -71,7 +71,8 @@ def parse_policy(text: str, *, file: str = "<policy>", check_detectors: bool = T
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise PolicyError(file, [PolicyProblem("", f"YAML syntax error: {getattr(exc, 'problem', exc)}", line)]) from None
+        problem = PolicyProblem("", f"YAML syntax error: {getattr(exc, 'problem', exc)}", line)
+        raise PolicyError(file, [problem]) from None
     if not isinstance(data, dict):
         raise PolicyError(file, [PolicyProblem("", f"the top level must be a mapping, got {type(data).__name__}")])
     lines = _line_index(node)

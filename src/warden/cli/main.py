@@ -159,21 +159,17 @@ def build_encoder_cmd(force: Annotated[bool, typer.Option(help="Rebuild even if 
     typer.echo(str(build_encoder(force=force)))
 
 
-def _register_optional_commands() -> None:
-    """Service commands live in their own modules; import them here so --help lists them."""
-    try:
-        from warden.cli.serve import serve
-    except ImportError:  # pragma: no cover - during partial installs
-        return
-    app.command("serve")(serve)
+def _register_service_commands() -> None:
     from warden.cli.db import db_app
     from warden.cli.keys import keys_app
+    from warden.cli.serve import serve
 
+    app.command("serve")(serve)
     app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
     app.add_typer(db_app, name="db", help="Database migrations.")
 
 
-_register_optional_commands()
+_register_service_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,366 @@
+"""The `Store` repository: the only way Warden code reads or writes the database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from warden.core.decision import Decision
+from warden.store import keys as keymod
+from warden.store.models import ApiKeyRow, AuditLogRow, DecisionRow
+from warden.store.sqltypes import utcnow
+
+DEFAULT_DATABASE_URL = "sqlite:///warden.db"
+ROLES: tuple[str, ...] = ("client", "reviewer", "admin")
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Don't write last_used_at on every request: once a minute per key is precise enough.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+_MIGRATION_LOCK_ID = 0x5741_5244_454E  # "WARDEN": pg advisory lock so concurrent upgrades serialize
+
+
+def database_url_from_env() -> str:
+    return os.environ.get("WARDEN_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    decision_id: str
+    content_id: str
+    policy_name: str
+    policy_version: str
+    surface: str
+    action: str
+    automated: bool
+    flagged: list[str]
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    ts: datetime
+    actor: str
+    event: str
+    subject: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key without its secret or hash (safe to print and log)."""
+
+    id: int
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def decision_payload(decision: Decision) -> dict[str, Any]:
+    """`Decision.to_dict()` without any content text (evidence spans keep offsets only)."""
+    payload = decision.to_dict()
+    payload.pop("text", None)
+    for reason in payload.get("reasons", ()):
+        for ev in reason.get("evidence", ()):
+            for span in ev.get("spans", ()):
+                span.pop("text", None)
+    return payload
+
+
+def _decision_record(row: DecisionRow) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=row.decision_id,
+        content_id=row.content_id,
+        policy_name=row.policy_name,
+        policy_version=row.policy_version,
+        surface=row.surface,
+        action=row.action,
+        automated=row.automated,
+        flagged=list(row.flagged),
+        payload=dict(row.payload),
+        created_at=row.created_at,
+    )
+
+
+def _key_record(row: ApiKeyRow) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        role=row.role,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+def make_engine(
+    url: str, *, pool_size: int | None = None, max_overflow: int | None = None, echo: bool = False
+) -> Engine:
+    """An engine tuned per dialect.
+
+    PostgreSQL: a QueuePool with pre-ping (survives server restarts and idle-connection
+    reapers), recycled every 30 min; sizes from `WARDEN_DB_POOL_SIZE` /
+    `WARDEN_DB_MAX_OVERFLOW` (default 5 + 10 per process). SQLite: WAL journal (readers
+    don't block the writer), `synchronous=NORMAL`, a 5 s busy timeout; in-memory databases
+    share one connection.
+    """
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        database = u.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 5}}
+        if in_memory:
+            kwargs["poolclass"] = StaticPool
+        else:
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, echo=echo, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if not in_memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
+        return engine
+    if u.get_backend_name() == "postgresql":
+        if u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
+        return create_engine(
+            u,
+            echo=echo,
+            pool_pre_ping=True,
+            pool_size=pool_size if pool_size is not None else int(os.environ.get("WARDEN_DB_POOL_SIZE", "5")),
+            max_overflow=(
+                max_overflow if max_overflow is not None else int(os.environ.get("WARDEN_DB_MAX_OVERFLOW", "10"))
+            ),
+            pool_timeout=30,
+            pool_recycle=1800,
+            connect_args={"application_name": "warden", "connect_timeout": 10},
+        )
+    raise ValueError(f"unsupported database URL {u.render_as_string(hide_password=True)!r}: use sqlite or postgresql")
+
+
+class Store:
+    """Decisions, the append-only audit log and API keys.
+
+    Thread-safe: every method opens its own short session from the engine's pool.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **engine_kwargs: Any) -> Store:
+        """`url` defaults to env `WARDEN_DATABASE_URL`, then `sqlite:///warden.db`."""
+        return cls(make_engine(url or database_url_from_env(), **engine_kwargs))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    # -- schema ----------------------------------------------------------------------
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", self.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+        return cfg
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply Alembic migrations up to `revision` (idempotent)."""
+        from alembic import command
+
+        cfg = self._alembic_config()
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def ping(self) -> bool:
+        """True when the database answers `SELECT 1`."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    # -- decisions -------------------------------------------------------------------
+    def save_decisions(self, decisions: Iterable[Decision]) -> int:
+        """Store decisions; returns how many were new.
+
+        Idempotent: a decision whose (content_id, policy_version) is already stored is skipped
+        (`INSERT ... ON CONFLICT DO NOTHING`), so retries and resubmissions are safe and the
+        first stored decision wins.
+        """
+        now = utcnow()
+        rows: dict[str, dict[str, Any]] = {}
+        for d in decisions:
+            if d.decision_id in rows:
+                continue
+            rows[d.decision_id] = {
+                "decision_id": d.decision_id,
+                "content_id": d.content_id,
+                "policy_name": d.policy_name,
+                "policy_version": d.policy_version,
+                "surface": d.surface,
+                "action": d.action.value,
+                "automated": d.automated,
+                "flagged": list(d.flagged),
+                "payload": decision_payload(d),
+                "created_at": now,
+            }
+        if not rows:
+            return 0
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(DecisionRow).on_conflict_do_nothing().returning(DecisionRow.decision_id)
+        with self._session() as s, s.begin():
+            inserted = s.execute(stmt, list(rows.values())).scalars().all()
+        return len(inserted)
+
+    def get_decision(self, id_: str) -> DecisionRecord | None:
+        """By decision_id; else by content_id (the most recently stored policy version)."""
+        with self._session() as s:
+            row = s.get(DecisionRow, id_)
+            if row is None:
+                row = s.scalars(
+                    select(DecisionRow)
+                    .where(DecisionRow.content_id == id_)
+                    .order_by(DecisionRow.created_at.desc(), DecisionRow.decision_id.desc())
+                    .limit(1)
+                ).first()
+            return _decision_record(row) if row is not None else None
+
+    def count_decisions(self) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(DecisionRow)) or 0)
+
+    # -- audit log -------------------------------------------------------------------
+    def append_audit(
+        self, actor: str, event: str, subject: str | None = None, details: Mapping[str, Any] | None = None
+    ) -> AuditEvent:
+        """Append one event. The table is append-only (database triggers reject UPDATE/DELETE)."""
+        row = AuditLogRow(ts=utcnow(), actor=actor, event=event, subject=subject, details=dict(details or {}))
+        with self._session() as s, s.begin():
+            s.add(row)
+            s.flush()
+            return AuditEvent(row.id, row.ts, row.actor, row.event, row.subject, dict(row.details))
+
+    def audit_events(
+        self,
+        *,
+        event: str | None = None,
+        subject: str | None = None,
+        actor: str | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        """Events in insertion order, filtered; page with `after_id`."""
+        q = select(AuditLogRow).order_by(AuditLogRow.id).limit(max(1, min(limit, 10_000)))
+        if event is not None:
+            q = q.where(AuditLogRow.event == event)
+        if subject is not None:
+            q = q.where(AuditLogRow.subject == subject)
+        if actor is not None:
+            q = q.where(AuditLogRow.actor == actor)
+        if after_id is not None:
+            q = q.where(AuditLogRow.id > after_id)
+        with self._session() as s:
+            return [AuditEvent(r.id, r.ts, r.actor, r.event, r.subject, dict(r.details)) for r in s.scalars(q)]
+
+    # -- API keys --------------------------------------------------------------------
+    def create_api_key(self, name: str, role: str) -> tuple[ApiKeyRecord, str]:
+        """Create a key; returns (record, plaintext). The plaintext is never stored or shown again."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; allowed: {', '.join(ROLES)}")
+        name = (name or "").strip()
+        if not name or len(name) > 128:
+            raise ValueError("key name must be 1-128 characters")
+        prefix, plaintext = keymod.generate_key()
+        row = ApiKeyRow(name=name, prefix=prefix, key_hash=keymod.hash_key(plaintext), role=role, created_at=utcnow())
+        with self._session() as s, s.begin():
+            s.add(row)
+            s.flush()
+            return _key_record(row), plaintext
+
+    def authenticate(self, plaintext: str | None) -> ApiKeyRecord | None:
+        """The active key matching `plaintext`, or None (unknown, malformed or revoked)."""
+        parsed = keymod.parse_key(plaintext) if plaintext else None
+        if parsed is None:
+            return None
+        with self._session() as s, s.begin():
+            row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.prefix == parsed.prefix)).first()
+            if row is None:
+                keymod.hash_key(plaintext or "")  # same work as a hit: no timing oracle on prefixes
+                return None
+            if not keymod.verify_key(plaintext or "", row.key_hash) or row.revoked_at is not None:
+                return None
+            now = utcnow()
+            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+                s.execute(update(ApiKeyRow).where(ApiKeyRow.id == row.id).values(last_used_at=now))
+                row.last_used_at = now
+            return _key_record(row)
+
+    def list_api_keys(self, *, include_revoked: bool = True) -> list[ApiKeyRecord]:
+        q = select(ApiKeyRow).order_by(ApiKeyRow.id)
+        if not include_revoked:
+            q = q.where(ApiKeyRow.revoked_at.is_(None))
+        with self._session() as s:
+            return [_key_record(r) for r in s.scalars(q)]
+
+    def count_api_keys(self) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(ApiKeyRow)) or 0)
+
+    def revoke_api_key(self, key_id: int) -> ApiKeyRecord | None:
+        """Revoke (idempotent: the first revocation time is kept). None when no such key."""
+        with self._session() as s, s.begin():
+            row = s.get(ApiKeyRow, key_id)
+            if row is None:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            s.flush()
+            return _key_record(row)

@@ -27,7 +27,7 @@ def moderator(word_detector_cls):
 def _run(moderator, path: Path, **kw) -> list[dict]:
     out = io.StringIO()
     classify_file(moderator, path, out, progress=False, **kw)
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+    return [json.loads(line) for line in out.getvalue().split("\n") if line]
 
 
 def test_jsonl_rows_in_order_with_error_rows(tmp_path: Path, moderator) -> None:

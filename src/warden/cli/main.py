@@ -161,12 +161,14 @@ def build_encoder_cmd(force: Annotated[bool, typer.Option(help="Rebuild even if 
 
 def _register_service_commands() -> None:
     from warden.cli.db import db_app
+    from warden.cli.eval import eval_app
     from warden.cli.keys import keys_app
     from warden.cli.serve import serve
 
     app.command("serve")(serve)
     app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
     app.add_typer(db_app, name="db", help="Database migrations.")
+    app.add_typer(eval_app, name="eval", help="Measure quality: thresholds, comparisons, gates.")
 
 
 _register_service_commands()

@@ -5,7 +5,7 @@ import pytest
 from support import DEFAULT_POLICY
 from warden.core import Action, Content, DetectorResult, Evidence, Span, Verdict, decision_id
 from warden.decide import combine_scores, decide
-from warden.policy import load_policy
+from warden.policy import load_policy, parse_policy
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,16 @@ def test_most_severe_action_wins(policy) -> None:
     assert d.action is Action.REMOVE and set(d.flagged) == {"spam", "scam"} and d.uncertain == ("harassment",)
 
 
-def test_supersedes_drops_linear_scores_when_embedding_ran(policy) -> None:
+def test_scores_combine_by_max_across_tiers(policy) -> None:
+    sigs = [_sig("linear", hate=0.3), _sig("minilm", hate=0.6)]
+    assert combine_scores(policy, sigs)["hate"].detector == "minilm"
+    assert combine_scores(policy, [_sig("linear", hate=0.9), _sig("minilm", hate=0.6)])["hate"].score == 0.9
+
+
+def test_supersedes_drops_linear_scores_when_embedding_ran() -> None:
+    minilm = "    detectors: [minilm]\n"
+    text = DEFAULT_POLICY.read_text().replace(minilm, minilm + "    supersedes: [linear]\n")
+    policy = parse_policy(text, check_detectors=False)
     sigs = [_sig("linear", hate=0.99), _sig("minilm", hate=0.2), _sig("keywords", spam=0.96)]
     combined = combine_scores(policy, sigs)
     assert combined["hate"].detector == "minilm" and combined["hate"].score == 0.2

@@ -347,3 +347,7 @@ def compare_cmd(
         json_out.write_text(json.dumps({c: r.to_dict() for c, r in results.items()}, indent=2) + "\n",
                             encoding="utf-8")
         console.print(f"wrote {json_out}")
+
+
+# `warden eval run` and `warden eval gate` live in their own module and register on eval_app.
+from warden.cli import eval_report as _eval_report  # noqa: E402,F401

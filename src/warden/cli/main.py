@@ -160,15 +160,19 @@ def build_encoder_cmd(force: Annotated[bool, typer.Option(help="Rebuild even if 
 
 
 def _register_service_commands() -> None:
+    from warden.cli.datasets import datasets_app
     from warden.cli.db import db_app
     from warden.cli.eval import eval_app
+    from warden.cli.eval_ops import register as register_eval_ops
     from warden.cli.keys import keys_app
     from warden.cli.serve import serve
 
     app.command("serve")(serve)
     app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
     app.add_typer(db_app, name="db", help="Database migrations.")
-    app.add_typer(eval_app, name="eval", help="Measure quality: thresholds, comparisons, gates.")
+    register_eval_ops(eval_app)
+    app.add_typer(eval_app, name="eval", help="Measure quality: reports, thresholds, comparisons, gates, backtests.")
+    app.add_typer(datasets_app, name="datasets", help="Labeled dataset manifests and golden sets.")
 
 
 _register_service_commands()

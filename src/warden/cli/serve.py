@@ -37,6 +37,19 @@ def serve(
     policy: str = typer.Option("policies/default.yaml", "--policy", "-p", help="Policy YAML file."),
     database_url: str | None = typer.Option(None, "--database-url", help=DATABASE_URL_HELP),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each loads the models)."),
+    shadow_policy: str | None = typer.Option(
+        None,
+        "--shadow-policy",
+        help="Candidate policy YAML to run in shadow mode beside the live one: its decisions are stored in "
+        "shadow_decisions, never returned or acted on (compare with `warden eval shadow`). "
+        "Default: env WARDEN_SHADOW_POLICY.",
+    ),
+    archive_content: bool = typer.Option(
+        False,
+        "--archive-content",
+        help="Keep the text of moderated items for backtests (stores user content: set a retention). "
+        "Default: env WARDEN_ARCHIVE_CONTENT.",
+    ),
 ) -> None:
     """Serve the HTTP API: POST /v1/moderate, GET /v1/decisions/{id}, /healthz, /metrics, /docs.
 
@@ -62,6 +75,24 @@ def serve(
         typer.secho(f"cannot load policy {policy_path}: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
 
+    from warden.service import ServiceSettings
+
+    settings = ServiceSettings.from_env(
+        shadow_policy=shadow_policy or None, archive_content=True if archive_content else None
+    )
+    shadow_moderator = None
+    if settings.shadow_policy:
+        try:
+            shadow_moderator = Moderator.from_file(settings.shadow_policy)
+        except Exception as exc:
+            typer.secho(f"cannot load shadow policy {settings.shadow_policy}: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from None
+        typer.secho(
+            f"shadow mode: candidate {shadow_moderator.policy.name!r} version {shadow_moderator.policy.version} "
+            f"runs beside live version {moderator.policy.version}; its decisions are only stored",
+            err=True,
+        )
+
     plaintext = bootstrap_admin_key(store)
     if plaintext is not None:
         typer.secho(
@@ -74,15 +105,19 @@ def serve(
 
     log_config = uvicorn_log_config()
     if workers == 1:
-        from warden.service import ServiceSettings, create_app
+        from warden.service import create_app
 
-        app = create_app(moderator=moderator, store=store, settings=ServiceSettings.from_env())
+        app = create_app(moderator=moderator, store=store, settings=settings, shadow_moderator=shadow_moderator)
         uvicorn.run(app, host=host, port=port, log_config=log_config, proxy_headers=False)
         return
     # Several processes: each worker builds its own app from the environment.
     store.close()
     os.environ["WARDEN_POLICY"] = str(policy_path.resolve())
     os.environ["WARDEN_DATABASE_URL"] = url
+    if settings.shadow_policy:
+        os.environ["WARDEN_SHADOW_POLICY"] = str(Path(settings.shadow_policy).resolve())
+    if settings.archive_content:
+        os.environ["WARDEN_ARCHIVE_CONTENT"] = "1"
     uvicorn.run(
         "warden.service.asgi:create_app_from_env",
         factory=True,

@@ -19,7 +19,8 @@ import json
 import logging
 import time
 from collections import Counter as CounterDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, Path, Request
@@ -48,6 +49,7 @@ from warden.service.schemas import (
     StoredDecisionOut,
 )
 from warden.service.settings import ServiceSettings
+from warden.service.shadow import ShadowRunner
 from warden.store import ApiKeyRecord, Store
 
 log = logging.getLogger("warden.service")
@@ -63,10 +65,32 @@ class ModeratorLike(Protocol):
     def moderate_batch(self, items: Sequence[Content]) -> list[Decision]: ...
 
 
-def create_app(*, moderator: ModeratorLike, store: Store, settings: ServiceSettings | None = None) -> FastAPI:
+def create_app(
+    *,
+    moderator: ModeratorLike,
+    store: Store,
+    settings: ServiceSettings | None = None,
+    shadow_moderator: ModeratorLike | None = None,
+) -> FastAPI:
+    """`shadow_moderator`: a candidate policy run beside the live one on every /v1/moderate
+    request, off the request path (see `warden.service.shadow`); its decisions are stored,
+    never returned or acted on."""
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
+    shadow = (
+        ShadowRunner(shadow_moderator, store, metrics, max_queue=settings.shadow_queue_size)
+        if shadow_moderator is not None
+        else None
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if shadow is not None:
+            await run_in_threadpool(shadow.stop)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Warden",
         version=warden.__version__,
         description=(
@@ -82,6 +106,9 @@ def create_app(*, moderator: ModeratorLike, store: Store, settings: ServiceSetti
     app.state.store = store
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.shadow = shadow
+    if shadow is not None:
+        log.info("shadow mode: candidate policy version %s beside the live one", shadow.policy_version)
     install_error_handlers(app)
     # Last added is outermost: metrics see everything, including 413s from the size limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -136,6 +163,8 @@ def create_app(*, moderator: ModeratorLike, store: Store, settings: ServiceSetti
         payload = _parse_json(body)
         contents, is_batch = _parse_items(payload, settings, allowed_surfaces)
         decisions, stored = await run_in_threadpool(_moderate_and_store, contents, key, is_batch)
+        if shadow is not None:
+            shadow.submit(contents, decisions)  # non-blocking; never raises
         for d in decisions:
             metrics.decisions.labels(d.action.value, d.surface).inc()
         log.info(
@@ -158,6 +187,8 @@ def create_app(*, moderator: ModeratorLike, store: Store, settings: ServiceSetti
             raise RuntimeError(f"moderator returned {len(decisions)} decisions for {len(contents)} items")
         try:
             stored = store.save_decisions(decisions)
+            if settings.archive_content:
+                store.archive_content(contents)
             store.append_audit(
                 actor=f"api_key:{key.id}",
                 event="moderate",

@@ -3,7 +3,8 @@
     uvicorn --factory warden.service.asgi:create_app_from_env
 
 Reads WARDEN_POLICY (default policies/default.yaml), WARDEN_DATABASE_URL (default
-sqlite:///warden.db) and the WARDEN_MAX_* limits. Does not run migrations (`warden db upgrade`
+sqlite:///warden.db), the WARDEN_MAX_* limits, WARDEN_SHADOW_POLICY (a candidate policy run in
+shadow mode) and WARDEN_ARCHIVE_CONTENT. Does not run migrations (`warden db upgrade`
 or `warden serve` do).
 """
 
@@ -26,4 +27,6 @@ def create_app_from_env() -> FastAPI:
 
     install_log_redaction()
     moderator = Moderator.from_file(os.environ.get("WARDEN_POLICY") or DEFAULT_POLICY)
-    return create_app(moderator=moderator, store=Store.from_url(), settings=ServiceSettings.from_env())
+    settings = ServiceSettings.from_env()
+    shadow = Moderator.from_file(settings.shadow_policy) if settings.shadow_policy else None
+    return create_app(moderator=moderator, store=Store.from_url(), settings=settings, shadow_moderator=shadow)

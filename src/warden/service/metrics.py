@@ -48,6 +48,19 @@ class ServiceMetrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
             registry=self.registry,
         )
+        self.shadow_items = Counter(
+            "warden_shadow_items_total",
+            "Items run by the shadow (candidate) policy, by outcome: stored, duplicate (already "
+            "stored), failed (the shadow raised or storing failed), dropped (shadow queue full)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.shadow_latency = Histogram(
+            "warden_shadow_duration_seconds",
+            "Time the shadow worker spends per request (moderation + storage), off the live path",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

@@ -22,6 +22,15 @@ class ServiceSettings:
     default_surface: str = "comment"
     #: Serve /docs, /redoc and /openapi.json.
     docs: bool = True
+    #: Keep the text of every moderated item in the `content` table (for backtests with
+    #: `warden eval backtest --from-store`). OFF by default: it stores user content, so set a
+    #: retention period and purge it (`Store.purge_content`). Env WARDEN_ARCHIVE_CONTENT=1.
+    archive_content: bool = False
+    #: A candidate policy file to run in shadow mode beside the live policy (its decisions are
+    #: stored in `shadow_decisions`, never acted on or returned). Env WARDEN_SHADOW_POLICY.
+    shadow_policy: str | None = None
+    #: Requests waiting for the shadow worker; beyond this, shadow work is dropped (counted).
+    shadow_queue_size: int = 1000
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServiceSettings:

@@ -4,10 +4,15 @@ repository. SQLite by default; PostgreSQL when `WARDEN_DATABASE_URL` says so.
 
 from warden.store.repository import (
     DEFAULT_DATABASE_URL,
+    REVIEW_SOURCES,
+    REVIEW_VERDICTS,
     ROLES,
     ApiKeyRecord,
+    ArchivedContent,
     AuditEvent,
     DecisionRecord,
+    ReviewOutcome,
+    ShadowDecisionRecord,
     Store,
     database_url_from_env,
     decision_payload,
@@ -16,10 +21,15 @@ from warden.store.repository import (
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "REVIEW_SOURCES",
+    "REVIEW_VERDICTS",
     "ROLES",
     "ApiKeyRecord",
+    "ArchivedContent",
     "AuditEvent",
     "DecisionRecord",
+    "ReviewOutcome",
+    "ShadowDecisionRecord",
     "Store",
     "database_url_from_env",
     "decision_payload",

@@ -9,15 +9,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from warden.core.content import Content
 from warden.core.decision import Decision
 from warden.store import keys as keymod
-from warden.store.models import ApiKeyRow, AuditLogRow, DecisionRow
+from warden.store.models import ApiKeyRow, AuditLogRow, ContentRow, DecisionRow, ReviewOutcomeRow, ShadowDecisionRow
 from warden.store.sqltypes import utcnow
 
 DEFAULT_DATABASE_URL = "sqlite:///warden.db"
@@ -26,6 +27,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Don't write last_used_at on every request: once a minute per key is precise enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 _MIGRATION_LOCK_ID = 0x5741_5244_454E  # "WARDEN": pg advisory lock so concurrent upgrades serialize
+REVIEW_VERDICTS: tuple[str, ...] = ("upheld", "overturned")
+REVIEW_SOURCES: tuple[str, ...] = ("qa_sample", "appeal", "report")
+_IN_CHUNK = 500  # ids per `IN (...)` query
 
 
 def database_url_from_env() -> str:
@@ -44,6 +48,59 @@ class DecisionRecord:
     flagged: list[str]
     payload: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedContent:
+    """One item of the opt-in content archive."""
+
+    content_id: str
+    text: str
+    surface: str
+    actor_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowDecisionRecord:
+    """A candidate policy's decision for an item, stored beside the live one."""
+
+    id: int
+    decision_id: str
+    live_decision_id: str
+    live_policy_version: str
+    content_id: str
+    policy_name: str
+    policy_version: str
+    surface: str
+    action: str
+    automated: bool
+    flagged: list[str]
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOutcome:
+    """A human verdict on an automated decision (a QA sample, an appeal or a user report).
+
+    `verdict` is `upheld` (the automated action was right) or `overturned`. `sample_rate` is
+    the probability with which the decision entered the QA sample (the policy's
+    `review.qa_sample_rate` when it was decided); online precision weights by its inverse.
+    """
+
+    decision_id: str
+    content_id: str
+    category: str
+    surface: str
+    policy_version: str
+    action: str
+    verdict: str
+    source: str
+    reviewer: str
+    sample_rate: float | None = None
+    created_at: datetime | None = None
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +154,46 @@ def _decision_record(row: DecisionRow) -> DecisionRecord:
         payload=dict(row.payload),
         created_at=row.created_at,
     )
+
+
+def _shadow_record(row: ShadowDecisionRow) -> ShadowDecisionRecord:
+    return ShadowDecisionRecord(
+        id=row.id,
+        decision_id=row.decision_id,
+        live_decision_id=row.live_decision_id,
+        live_policy_version=row.live_policy_version,
+        content_id=row.content_id,
+        policy_name=row.policy_name,
+        policy_version=row.policy_version,
+        surface=row.surface,
+        action=row.action,
+        automated=row.automated,
+        flagged=list(row.flagged),
+        payload=dict(row.payload),
+        created_at=row.created_at,
+    )
+
+
+def _outcome_record(row: ReviewOutcomeRow) -> ReviewOutcome:
+    return ReviewOutcome(
+        id=row.id,
+        decision_id=row.decision_id,
+        content_id=row.content_id,
+        category=row.category,
+        surface=row.surface,
+        policy_version=row.policy_version,
+        action=row.action,
+        verdict=row.verdict,
+        source=row.source,
+        reviewer=row.reviewer,
+        sample_rate=row.sample_rate,
+        created_at=row.created_at,
+    )
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(ids), _IN_CHUNK):
+        yield ids[i : i + _IN_CHUNK]
 
 
 def _key_record(row: ApiKeyRow) -> ApiKeyRecord:
@@ -163,7 +260,8 @@ def make_engine(
 
 
 class Store:
-    """Decisions, the append-only audit log and API keys.
+    """Decisions, the append-only audit log, API keys, the opt-in content archive, shadow
+    decisions and review outcomes.
 
     Thread-safe: every method opens its own short session from the engine's pool.
     """
@@ -276,6 +374,197 @@ class Store:
     def count_decisions(self) -> int:
         with self._session() as s:
             return int(s.scalar(select(func.count()).select_from(DecisionRow)) or 0)
+
+    def list_decisions(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        policy_version: str | None = None,
+        content_ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[DecisionRecord]:
+        """Stored decisions, oldest first, filtered by time (`since` <= created_at < `until`),
+        policy version and content ids."""
+        base = select(DecisionRow).order_by(DecisionRow.created_at, DecisionRow.decision_id)
+        if since is not None:
+            base = base.where(DecisionRow.created_at >= since)
+        if until is not None:
+            base = base.where(DecisionRow.created_at < until)
+        if policy_version is not None:
+            base = base.where(DecisionRow.policy_version == policy_version)
+        with self._session() as s:
+            if content_ids is None:
+                q = base.limit(limit) if limit is not None else base
+                return [_decision_record(r) for r in s.scalars(q)]
+            out: list[DecisionRecord] = []
+            for chunk in _chunks(list(dict.fromkeys(content_ids))):
+                out.extend(_decision_record(r) for r in s.scalars(base.where(DecisionRow.content_id.in_(chunk))))
+            out.sort(key=lambda r: (r.created_at, r.decision_id))
+            return out[:limit] if limit is not None else out
+
+    # -- opt-in content archive --------------------------------------------------------
+    def archive_content(self, contents: Iterable[Content]) -> int:
+        """Keep the text of moderated items for backtests; returns how many were new.
+
+        Only call this when the operator opted in (`ServiceSettings.archive_content`): it
+        stores user content. Idempotent per content id (the first stored text wins, like
+        decisions). Items without text are skipped. Purge with `purge_content`.
+        """
+        now = utcnow()
+        rows: dict[str, dict[str, Any]] = {}
+        for c in contents:
+            if c.text is None or c.id in rows:
+                continue
+            rows[c.id] = {"content_id": c.id, "text": c.text, "surface": c.surface, "actor_id": c.actor_id,
+                          "created_at": now}
+        if not rows:
+            return 0
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(ContentRow).on_conflict_do_nothing().returning(ContentRow.content_id)
+        with self._session() as s, s.begin():
+            return len(s.execute(stmt, list(rows.values())).scalars().all())
+
+    def archived_content(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        content_ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[ArchivedContent]:
+        """Archived items, oldest first."""
+        base = select(ContentRow).order_by(ContentRow.created_at, ContentRow.content_id)
+        if since is not None:
+            base = base.where(ContentRow.created_at >= since)
+        if until is not None:
+            base = base.where(ContentRow.created_at < until)
+
+        def rec(r: ContentRow) -> ArchivedContent:
+            return ArchivedContent(r.content_id, r.text, r.surface, r.actor_id, r.created_at)
+
+        with self._session() as s:
+            if content_ids is None:
+                return [rec(r) for r in s.scalars(base.limit(limit) if limit is not None else base)]
+            out: list[ArchivedContent] = []
+            for chunk in _chunks(list(dict.fromkeys(content_ids))):
+                out.extend(rec(r) for r in s.scalars(base.where(ContentRow.content_id.in_(chunk))))
+            out.sort(key=lambda r: (r.created_at, r.content_id))
+            return out[:limit] if limit is not None else out
+
+    def purge_content(self, *, before: datetime) -> int:
+        """Delete archived content stored before `before` (retention); returns how many rows."""
+        with self._session() as s, s.begin():
+            result = s.execute(delete(ContentRow).where(ContentRow.created_at < before))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- shadow mode -------------------------------------------------------------------
+    def save_shadow_decisions(self, pairs: Iterable[tuple[Decision, Decision]]) -> int:
+        """Store (live, shadow) decision pairs; returns how many were new. Idempotent per
+        (shadow decision_id, live decision_id)."""
+        now = utcnow()
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for live, shadow in pairs:
+            if live.content_id != shadow.content_id:
+                raise ValueError(f"shadow decision for {shadow.content_id!r} paired with live {live.content_id!r}")
+            key = (shadow.decision_id, live.decision_id)
+            if key in rows:
+                continue
+            rows[key] = {
+                "decision_id": shadow.decision_id,
+                "live_decision_id": live.decision_id,
+                "live_policy_version": live.policy_version,
+                "content_id": shadow.content_id,
+                "policy_name": shadow.policy_name,
+                "policy_version": shadow.policy_version,
+                "surface": shadow.surface,
+                "action": shadow.action.value,
+                "automated": shadow.automated,
+                "flagged": list(shadow.flagged),
+                "payload": decision_payload(shadow),
+                "created_at": now,
+            }
+        if not rows:
+            return 0
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(ShadowDecisionRow).on_conflict_do_nothing().returning(ShadowDecisionRow.id)
+        with self._session() as s, s.begin():
+            return len(s.execute(stmt, list(rows.values())).scalars().all())
+
+    def shadow_comparisons(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        policy_version: str | None = None,
+    ) -> list[tuple[DecisionRecord, ShadowDecisionRecord]]:
+        """(live decision, shadow decision) pairs, oldest shadow first; `policy_version`
+        selects one candidate version. Shadow rows whose live decision is gone are left out."""
+        q = (
+            select(DecisionRow, ShadowDecisionRow)
+            .join(DecisionRow, DecisionRow.decision_id == ShadowDecisionRow.live_decision_id)
+            .order_by(ShadowDecisionRow.created_at, ShadowDecisionRow.id)
+        )
+        if since is not None:
+            q = q.where(ShadowDecisionRow.created_at >= since)
+        if until is not None:
+            q = q.where(ShadowDecisionRow.created_at < until)
+        if policy_version is not None:
+            q = q.where(ShadowDecisionRow.policy_version == policy_version)
+        with self._session() as s:
+            return [(_decision_record(live), _shadow_record(sh)) for live, sh in s.execute(q).all()]
+
+    def count_shadow_decisions(self) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(ShadowDecisionRow)) or 0)
+
+    # -- review outcomes (online metrics) ----------------------------------------------
+    def record_review_outcome(self, outcome: ReviewOutcome) -> ReviewOutcome:
+        """Append one human verdict on an automated decision; returns it with id and time."""
+        if outcome.verdict not in REVIEW_VERDICTS:
+            raise ValueError(f"unknown verdict {outcome.verdict!r}; allowed: {', '.join(REVIEW_VERDICTS)}")
+        if outcome.source not in REVIEW_SOURCES:
+            raise ValueError(f"unknown source {outcome.source!r}; allowed: {', '.join(REVIEW_SOURCES)}")
+        if outcome.sample_rate is not None and not 0.0 < outcome.sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be in (0, 1], got {outcome.sample_rate}")
+        row = ReviewOutcomeRow(
+            decision_id=outcome.decision_id,
+            content_id=outcome.content_id,
+            category=outcome.category,
+            surface=outcome.surface,
+            policy_version=outcome.policy_version,
+            action=outcome.action,
+            verdict=outcome.verdict,
+            source=outcome.source,
+            reviewer=outcome.reviewer,
+            sample_rate=outcome.sample_rate,
+            created_at=outcome.created_at or utcnow(),
+        )
+        with self._session() as s, s.begin():
+            s.add(row)
+            s.flush()
+            return _outcome_record(row)
+
+    def review_outcomes(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        policy_version: str | None = None,
+    ) -> list[ReviewOutcome]:
+        """Recorded outcomes in insertion order, filtered."""
+        q = select(ReviewOutcomeRow).order_by(ReviewOutcomeRow.id)
+        if since is not None:
+            q = q.where(ReviewOutcomeRow.created_at >= since)
+        if until is not None:
+            q = q.where(ReviewOutcomeRow.created_at < until)
+        if source is not None:
+            q = q.where(ReviewOutcomeRow.source == source)
+        if policy_version is not None:
+            q = q.where(ReviewOutcomeRow.policy_version == policy_version)
+        with self._session() as s:
+            return [_outcome_record(r) for r in s.scalars(q)]
 
     # -- audit log -------------------------------------------------------------------
     def append_audit(

@@ -6,9 +6,10 @@ Two tiers, one calibrated classifier per category each:
   logistic regression per category, Platt-calibrated on the calibration split;
 * embedding: MiniLM (ONNX, int8) sentence embeddings, logistic head per category, Platt-calibrated.
 
-Splits are made per source, stratified by the row's positive categories, with a fixed seed;
-texts are deduplicated globally after `normalize_for_model` + casefold before splitting, so an
-exact duplicate can never sit on both sides. Thresholds are chosen on the calibration split
+Splits come from `warden.learn.splits.assign_split` (a hash of the normalized text, 70/15/15):
+the same text is held out in training, manifests, gates and benchmarks, and texts are
+deduplicated globally after `normalize_for_model` + casefold, so an exact duplicate can never
+sit on both sides. Thresholds are chosen on the calibration split
 (max F1); every figure in `metrics.json` comes from held-out test rows only.
 """
 
@@ -29,11 +30,11 @@ import numpy as np
 
 from warden.core.policy import DEFAULT_CATEGORIES
 from warden.detectors.text.normalize import normalize_for_model
+from warden.learn.splits import Split, assign_split
 from warden.learn.text_data import LICENSES, MAPPING, TextRow, load_all
 
 MODEL_VERSION = "text-v1"
 SPLITS = ("train", "cal", "test")
-FRACTIONS = (0.70, 0.15, 0.15)
 MIN_POS = 25  # train positives (from real sources) needed for a supervised head
 LINEAR_SPEC = {"word": {"ngram_range": [1, 2], "n_features": 2**18},
                "char": {"ngram_range": [3, 5], "n_features": 2**18}}
@@ -121,22 +122,10 @@ def prepare(rows_by_source: dict[str, list[TextRow]], *, seed: int, max_per_sour
             labels.pop(c, None)
         merged[k] = TextRow(old.text, labels, old.source, old.language, old.group, old.hand_written or r.hand_written)
     rows = list(merged.values())
-    # 3. split per source, stratified
-    split = np.zeros(len(rows), dtype=np.int8)
-    by_src: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, r in enumerate(rows):
-        by_src[(r.source, _strat(r.labels))].append(i)
-    for (_src, _s), idx in sorted(by_src.items()):
-        idx = rng.permutation(idx)
-        n = len(idx)
-        if n < 3:
-            continue
-        n_tr = round(n * FRACTIONS[0])
-        n_cal = round(n * FRACTIONS[1])
-        n_cal = max(1, n_cal)
-        n_tr = min(n_tr, n - 2)
-        split[idx[n_tr:n_tr + n_cal]] = 1
-        split[idx[n_tr + n_cal:]] = 2
+    # 3. split by content hash (warden.learn.splits): the same text is held out everywhere
+    #    (training, manifests, gates, benchmarks) without sharing state between them.
+    split_code = {Split.TRAIN: 0, Split.CALIBRATION: 1, Split.TEST: 2}
+    split = np.array([split_code[assign_split(r.text)] for r in rows], dtype=np.int8)
     # project-written rows (hard negatives, hand-written positives) train only: never measured
     split[[i for i, r in enumerate(rows) if r.hand_written]] = 0
     Y = np.full((len(rows), len(categories)), -1, dtype=np.int8)
@@ -248,7 +237,7 @@ def fit_linear_category(X, P: Prepared, j: int, train_mask: np.ndarray, cal_mask
     yc = P.Y[ca, j].astype(int)
     best = None
     for C in Cs:
-        lr = LogisticRegression(C=C, solver="liblinear", class_weight="balanced", max_iter=200)
+        lr = LogisticRegression(C=C, solver="liblinear", class_weight="balanced", max_iter=200, random_state=0)
         lr.fit(X[tr], y, sample_weight=_weights(P, tr))
         w = lr.coef_[0].astype(np.float32)
         b = float(lr.intercept_[0])
@@ -601,7 +590,8 @@ def measure_tier_speed(model_dir: Path, texts: list[str]) -> dict[str, Any]:
     from warden.detectors.text.encoder import MiniLMEncoder
     from warden.detectors.text.linear import LinearTextModel
 
-    out: dict[str, Any] = {"n_texts": len(texts), "mean_chars": float(np.mean([len(t) for t in texts]))}
+    out: dict[str, Any] = {"n_texts": len(texts), "mean_chars": float(np.mean([len(t) for t in texts])),
+                           "loadavg_1min_before": round(os.getloadavg()[0], 2)}
     lm = LinearTextModel(model_dir)
     norm = [normalize_for_model(t) for t in texts]
     lm.predict_proba(norm[:100])
@@ -673,8 +663,9 @@ def write_model_card(out_dir: Path, metrics: dict) -> None:
         L.append(f"| {s} | {LICENSES.get(s, '?')} | {d['train']} | {d['cal']} | {d['test']} |")
     ss = meta["split_sizes"]
     L += ["", f"Total {meta['n_rows']} rows after capping and global de-duplication "
-          f"(train {ss['train']}, calibration {ss['cal']}, test {ss['test']}). Splits are per source, stratified by "
-          "the row's positive categories, 70/15/15 with a fixed seed; exact duplicates (after normalization + "
+          f"(train {ss['train']}, calibration {ss['cal']}, test {ss['test']}). Splits are 70/15/15 by a hash of the "
+          "normalized text (`warden.learn.splits.assign_split`), so every tool agrees on what is held out; exact "
+          "duplicates (after normalization + "
           "casefold) are merged before splitting (conflicting labels become unknown), so none straddles splits.", "",
           "`warden_written` is `data/hard_negatives.jsonl`, written by the Warden team: benign texts that mention "
           "violent, sexual, drug, medical and self-harm words (gym slang, recipes, games, news, health, supportive "
@@ -744,7 +735,9 @@ def write_model_card(out_dir: Path, metrics: dict) -> None:
     sp_ = meta.get("speed") or {}
     L += ["", "## Speed", "",
           f"Measured in the training run on {sp_.get('n_texts', '?')} short texts (< 280 chars, mean "
-          f"{_f(sp_.get('mean_chars'), 0)} chars) on {meta['platform']}:", "",
+          f"{_f(sp_.get('mean_chars'), 0)} chars) on {meta['platform']}, 1-minute load average before the "
+          f"measurement {sp_.get('loadavg_1min_before', '?')} (on 2 cores, above ~1 means other work shared the "
+          "machine and these figures are pessimistic; controlled figures are in BENCHMARKS.md):", "",
           f"* linear tier (normalize + hash + score, one core): **{sp_.get('linear_texts_per_s_1core', '?')} texts/s**",
           f"* embedding tier encoder, int8, 2 threads: **{sp_.get('encoder_int8_texts_per_s_2threads', '?')} texts/s**"
           f"; fp32: {sp_.get('encoder_fp32_texts_per_s_2threads', '?')} texts/s (heads add negligible time)", ""]

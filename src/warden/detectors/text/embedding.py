@@ -69,11 +69,16 @@ class EmbeddingClassifierDetector(Detector):
     Params = EmbeddingClassifierParams
     version = "1"
 
-    def _heads(self) -> EmbeddingHeads:
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         p = Path(self.params.model_dir)
         if not p.is_absolute():
             p = Path(self.context.base_dir) / p
-        return load_heads(p)
+        # Loaded now, so a missing model fails at start-up with the path, not on each item.
+        self._loaded = load_heads(p)
+
+    def _heads(self) -> EmbeddingHeads:
+        return self._loaded
 
     @property
     def model_version(self) -> str:

@@ -198,6 +198,10 @@ class LinearTextModel:
         self.platt_b = z["platt_b"].astype(np.float32)
         self.word, self.char = make_vectorizers(spec)
         self._cols: dict[int, np.ndarray] = {}
+        # Imported at load, not on the first request: sklearn's import costs seconds.
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        self._stop_words = frozenset(ENGLISH_STOP_WORDS)
 
     def decision(self, texts: Sequence[str]) -> np.ndarray:
         x = scale_rows(raw_features(self.word, self.char, texts), self.idf)
@@ -212,10 +216,8 @@ class LinearTextModel:
         out: dict[str, float] = {}
         col = self.W.getcol(cat_index).toarray().ravel() if cat_index not in self._cols else self._cols[cat_index]
         self._cols[cat_index] = col
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
         for g, idx in self.word.ngrams(text):
-            if all(t in ENGLISH_STOP_WORDS for t in g.split()):
+            if all(t in self._stop_words for t in g.split()):
                 continue  # "to", "how to": real weight, but no use to a reviewer as evidence
             wv = col[idx]
             if wv > 0:
@@ -258,11 +260,16 @@ class LinearTextDetector(Detector):
     Params = LinearTextParams
     version = "1"
 
-    def _model(self) -> LinearTextModel:
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         p = Path(self.params.model_dir)
         if not p.is_absolute():
             p = Path(self.context.base_dir) / p
-        return load_linear_model(p)
+        # Loaded now, so a missing model fails at start-up with the path, not on each item.
+        self._loaded = load_linear_model(p)
+
+    def _model(self) -> LinearTextModel:
+        return self._loaded
 
     @property
     def model_version(self) -> str:

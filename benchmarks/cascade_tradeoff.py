@@ -32,7 +32,9 @@ from warden.moderator import Moderator
 
 BANDS: list[tuple[float, float] | None] = [
     None,  # never escalate: banks + linear only
-    (0.9, 1.0), (0.8, 1.0), (0.7, 1.0), (0.6, 1.0), (0.5, 1.0), (0.4, 1.0), (0.3, 1.0), (0.2, 1.0), (0.1, 1.0),
+    (0.8, 1.0), (0.5, 1.0), (0.3, 1.0), (0.1, 1.0),
+    # uncertain-only bands: the linear model is neither confidently clean nor confidently violating
+    (0.5, 0.8), (0.4, 0.8), (0.3, 0.8), (0.5, 0.7), (0.4, 0.7), (0.3, 0.6),
     (0.0, 1.0),  # always escalate
 ]
 

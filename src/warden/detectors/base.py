@@ -73,6 +73,11 @@ class Detector(ABC):
     def model_version(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from the policy: relative paths resolve against the policy file's folder."""
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.context.base_dir) / p
+
     def detect(self, batch: Sequence[Content]) -> list[DetectorResult]:
         """Score a batch. Never raises for a single bad item: that item gets an error result.
 

@@ -9,7 +9,7 @@ import pytest
 
 from warden.core import Content
 from warden.detectors.base import DetectorContext
-from warden.detectors.text.linear import CharWbHasher, LinearTextDetector, find_span
+from warden.detectors.text.linear import CharWbHasher, LinearTextDetector, find_span, load_linear_model
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "models" / "text-v1"
@@ -85,3 +85,13 @@ def test_conformance() -> None:
 
     testing.check_detector(LinearTextDetector.from_config({}, context=_ctx()))
     testing.check_detector(EmbeddingClassifierDetector.from_config({}, context=_ctx()))
+
+
+def test_single_item_fast_path_equals_batch_path() -> None:
+    from warden.detectors.text.linear import raw_features, scale_rows
+
+    model = load_linear_model(MODEL)
+    texts = ["you are an idiot and I hate you", "great video!!", "", "🙂", "click here to claim your prize now", "ok"]
+    batch = (scale_rows(raw_features(model.word, model.char, texts), model.idf) @ model.W).toarray() + model.bias
+    one = np.stack([model._decision_one(t) for t in texts])
+    np.testing.assert_allclose(one, batch, atol=1e-5)

@@ -427,9 +427,7 @@ class _BankDetector(Detector):
             if not isinstance(ref, BankFile):
                 yield ref
                 continue
-            path = Path(ref.path)
-            if not path.is_absolute():
-                path = self.context.base_dir / path
+            path = self.resolve_path(ref.path)
             loaded = load_bank_file(path, self._kind)
             if ref.only is not None:
                 missing = sorted(set(ref.only) - {b.name for b in loaded})

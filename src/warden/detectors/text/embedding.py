@@ -71,11 +71,8 @@ class EmbeddingClassifierDetector(Detector):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        p = Path(self.params.model_dir)
-        if not p.is_absolute():
-            p = Path(self.context.base_dir) / p
         # Loaded now, so a missing model fails at start-up with the path, not on each item.
-        self._loaded = load_heads(p)
+        self._loaded = load_heads(self.resolve_path(self.params.model_dir))
 
     def _heads(self) -> EmbeddingHeads:
         return self._loaded

@@ -14,8 +14,6 @@ The pure parts (`report`, `render`, `gates`) never load data or run models; this
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,12 +39,6 @@ class LoadedData:
     split: str | None
 
 
-def _manifests():
-    if importlib.util.find_spec("warden.evaluate.manifests") is None:
-        return None
-    return importlib.import_module("warden.evaluate.manifests")
-
-
 def _stable_order(ids: Sequence[str]) -> list[int]:
     return sorted(range(len(ids)), key=lambda i: hashlib.sha1(ids[i].encode()).hexdigest())
 
@@ -61,9 +53,8 @@ def subsample(examples: list[LabeledExample], limit: int | None) -> list[Labeled
 
 
 def _from_manifest(spec: str, base: Path | None) -> LoadedData | None:
-    mod = _manifests()
-    if mod is None:
-        return None
+    from warden.evaluate import manifests as mod
+
     candidates = [Path(spec)] + ([base / spec] if base is not None else [])
     path = next((p for p in candidates if p.suffix in (".yaml", ".yml") and p.exists()), None)
     if path is None and spec not in mod.manifest_paths():
@@ -147,25 +138,95 @@ def score_examples(moderator: Any, examples: Sequence[LabeledExample], *, surfac
 
 # -- optional sections ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class FairnessSection:
+    """Jigsaw bias metrics per (category, group column), and counterfactual identity swaps."""
+
+    bias: dict[str, Any]  # "category / group column" -> BiasReport
+    counterfactual: Any = None  # CounterfactualReport, when a moderator was given
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bias": {k: v.to_dict() for k, v in self.bias.items()},
+                "counterfactual": None if self.counterfactual is None else self.counterfactual.to_dict()}
+
+
+@dataclass(frozen=True)
+class RobustnessSection:
+    """Recall drop per perturbation, per category with enough positives."""
+
+    by_category: dict[str, Any]  # category -> RobustnessReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {c: r.to_dict() for c, r in self.by_category.items()}
+
+
+#: Bounds that keep the optional sections to seconds or minutes on 2 cores.
+ROBUSTNESS_MAX_PER_CLASS = 150
+ROBUSTNESS_MAX_CATEGORIES = 3
+COUNTERFACTUAL_MAX_TEXTS = 300
+SECTION_BOOTSTRAP = 200
+
+
 def optional_sections(examples: Sequence[LabeledExample], scores: Mapping[str, np.ndarray],
-                      thresholds: Mapping[str, float], *, moderator: Any = None) -> tuple[Any, Any, dict[str, str]]:
-    """(fairness, robustness, missing) — each result is whatever the module returns (rendered
-    through its `to_dict`); `missing` says why a section is absent."""
+                      thresholds: Mapping[str, float], *, moderator: Any = None,
+                      ) -> tuple[FairnessSection | None, RobustnessSection | None, dict[str, str]]:
+    """(fairness, robustness, missing): each section is computed when the data allows it;
+    `missing` says why a section is absent, so the report shows a reason instead of nothing."""
+    from warden.evaluate.fairness import bias_report_for_examples, counterfactual_report
+    from warden.evaluate.robustness import robustness_report
+
     missing: dict[str, str] = {}
-    results: dict[str, Any] = {}
-    # contract: `evaluation_section(examples=, scores=, thresholds=, moderator=)` -> object with to_dict
-    for name, fn_names in (("fairness", ("evaluation_section",)),
-                           ("robustness", ("evaluation_section",))):
-        if importlib.util.find_spec(f"warden.evaluate.{name}") is None:
-            missing[name] = f"warden.evaluate.{name} is not available in this build"
-            continue
-        mod = importlib.import_module(f"warden.evaluate.{name}")
-        fn = next((getattr(mod, f) for f in fn_names if hasattr(mod, f)), None)
-        if fn is None:
-            missing[name] = f"warden.evaluate.{name} has no report entry point ({' / '.join(fn_names)})"
-            continue
-        try:
-            results[name] = fn(examples=examples, scores=scores, thresholds=thresholds, moderator=moderator)
-        except Exception as exc:  # a failing optional section must not sink the whole report
-            missing[name] = f"warden.evaluate.{name} failed: {type(exc).__name__}: {exc}"
-    return results.get("fairness"), results.get("robustness"), missing
+    measurable = [c for c, t in thresholds.items() if c in scores and _both_classes(examples, c)]
+    group_columns = sorted({g for e in examples for g in e.groups})
+    bias = {}
+    for cat in measurable:
+        for col in group_columns:
+            try:
+                bias[f"{cat} / {col}"] = bias_report_for_examples(
+                    examples, scores[cat], category=cat, group_column=col, threshold=thresholds[cat],
+                    n_bootstrap=SECTION_BOOTSTRAP)
+            except ValueError as exc:  # e.g. no group large enough: say so, keep the rest
+                missing[f"fairness: {cat} / {col}"] = str(exc)
+    counterfactual = None
+    if moderator is not None:
+        texts = [e.text for e in examples][:COUNTERFACTUAL_MAX_TEXTS]
+        counterfactual = counterfactual_report(_score_fn(moderator), texts, thresholds=dict(thresholds),
+                                               n_bootstrap=SECTION_BOOTSTRAP)
+    fairness = FairnessSection(bias, counterfactual) if bias or counterfactual is not None else None
+    if fairness is None:
+        missing["fairness"] = "no group columns in this data and no moderator for counterfactual swaps"
+
+    robustness = None
+    if moderator is None:
+        missing["robustness"] = "needs a moderator to score perturbed texts"
+    else:
+        by_cat = {}
+        ranked = sorted(measurable, key=lambda c: -sum(e.labels.get(c) == 1 for e in examples))
+        for cat in ranked[:ROBUSTNESS_MAX_CATEGORIES]:
+            pos = [e for e in examples if e.labels.get(cat) == 1][:ROBUSTNESS_MAX_PER_CLASS]
+            neg = [e for e in examples if e.labels.get(cat) == 0][:ROBUSTNESS_MAX_PER_CLASS]
+            score = _score_fn(moderator)
+            by_cat[cat] = robustness_report(lambda ts, c=cat, f=score: [s.get(c, 0.0) for s in f(ts)],
+                                            [e.text for e in pos + neg], [1] * len(pos) + [0] * len(neg),
+                                            threshold=thresholds[cat], n_bootstrap=SECTION_BOOTSTRAP)
+        robustness = RobustnessSection(by_cat) if by_cat else None
+        if robustness is None:
+            missing["robustness"] = "no category with both positive and negative labels"
+    return fairness, robustness, missing
+
+
+def _both_classes(examples: Sequence[LabeledExample], category: str) -> bool:
+    values = {e.labels.get(category) for e in examples}
+    return 0 in values and 1 in values
+
+
+def _score_fn(moderator: Any) -> Callable[[Sequence[str]], list[Mapping[str, float]]]:
+    from warden.core import Content
+
+    def score(texts: Sequence[str]) -> list[Mapping[str, float]]:
+        items = [Content(id=f"perturbed-{i}", text=t) for i, t in enumerate(texts)]
+        return [d.scores for d in moderator.moderate_batch(items)]
+
+    return score
+
+

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -269,6 +271,10 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time and its busy handler *sleeps* between retries (up to
+        # 100 ms each), which turns concurrent request threads into seconds of queueing.
+        # Serializing write transactions in-process makes waiters wake as soon as the lock frees.
+        self._write_lock: threading.Lock | None = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str | None = None, **engine_kwargs: Any) -> Store:
@@ -284,6 +290,13 @@ class Store:
 
     def _session(self) -> Session:
         return self._sessions()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A session inside one transaction (committed on success), serialized on SQLite."""
+        lock = self._write_lock if self._write_lock is not None else nullcontext()
+        with lock, self._session() as s, s.begin():
+            yield s
 
     # -- schema ----------------------------------------------------------------------
     def _alembic_config(self) -> Any:
@@ -354,7 +367,7 @@ class Store:
             return 0
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(DecisionRow).on_conflict_do_nothing().returning(DecisionRow.decision_id)
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             inserted = s.execute(stmt, list(rows.values())).scalars().all()
         return len(inserted)
 
@@ -422,7 +435,7 @@ class Store:
             return 0
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(ContentRow).on_conflict_do_nothing().returning(ContentRow.content_id)
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             return len(s.execute(stmt, list(rows.values())).scalars().all())
 
     def archived_content(
@@ -454,7 +467,7 @@ class Store:
 
     def purge_content(self, *, before: datetime) -> int:
         """Delete archived content stored before `before` (retention); returns how many rows."""
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             result = s.execute(delete(ContentRow).where(ContentRow.created_at < before))
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -488,7 +501,7 @@ class Store:
             return 0
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(ShadowDecisionRow).on_conflict_do_nothing().returning(ShadowDecisionRow.id)
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             return len(s.execute(stmt, list(rows.values())).scalars().all())
 
     def shadow_comparisons(
@@ -540,7 +553,7 @@ class Store:
             sample_rate=outcome.sample_rate,
             created_at=outcome.created_at or utcnow(),
         )
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             s.add(row)
             s.flush()
             return _outcome_record(row)
@@ -572,7 +585,7 @@ class Store:
     ) -> AuditEvent:
         """Append one event. The table is append-only (database triggers reject UPDATE/DELETE)."""
         row = AuditLogRow(ts=utcnow(), actor=actor, event=event, subject=subject, details=dict(details or {}))
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             s.add(row)
             s.flush()
             return AuditEvent(row.id, row.ts, row.actor, row.event, row.subject, dict(row.details))
@@ -609,7 +622,7 @@ class Store:
             raise ValueError("key name must be 1-128 characters")
         prefix, plaintext = keymod.generate_key()
         row = ApiKeyRow(name=name, prefix=prefix, key_hash=keymod.hash_key(plaintext), role=role, created_at=utcnow())
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             s.add(row)
             s.flush()
             return _key_record(row), plaintext
@@ -619,7 +632,7 @@ class Store:
         parsed = keymod.parse_key(plaintext) if plaintext else None
         if parsed is None:
             return None
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.prefix == parsed.prefix)).first()
             if row is None:
                 keymod.hash_key(plaintext or "")  # same work as a hit: no timing oracle on prefixes
@@ -645,7 +658,7 @@ class Store:
 
     def revoke_api_key(self, key_id: int) -> ApiKeyRecord | None:
         """Revoke (idempotent: the first revocation time is kept). None when no such key."""
-        with self._session() as s, s.begin():
+        with self._transaction() as s:
             row = s.get(ApiKeyRow, key_id)
             if row is None:
                 return None

@@ -188,3 +188,17 @@ def test_redact_key() -> None:
     prefix = parse_key(plaintext).prefix
     out = redact_key(f"Authorization: Bearer {plaintext} done")
     assert plaintext not in out and f"wdn_{prefix}_[redacted]" in out
+
+
+def test_decisions_and_audit_commit_together_or_not_at_all(store: Store) -> None:
+    before_decisions, before_audit = store.count_decisions(), len(store.audit_events(limit=10_000))
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        store.save_decisions([make_decision()], tx=tx)
+        store.append_audit(actor="t", event="moderate", tx=tx)
+        raise RuntimeError("fail after both writes")
+    assert store.count_decisions() == before_decisions
+    assert len(store.audit_events(limit=10_000)) == before_audit
+    with store.transaction() as tx:
+        assert store.save_decisions([make_decision()], tx=tx) == 1
+        store.append_audit(actor="t", event="moderate", tx=tx)
+    assert store.count_decisions() == before_decisions + 1

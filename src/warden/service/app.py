@@ -186,22 +186,24 @@ def create_app(
         if len(decisions) != len(contents):
             raise RuntimeError(f"moderator returned {len(decisions)} decisions for {len(contents)} items")
         try:
-            stored = store.save_decisions(decisions)
-            if settings.archive_content:
-                store.archive_content(contents)
-            store.append_audit(
-                actor=f"api_key:{key.id}",
-                event="moderate",
-                subject="batch" if is_batch else decisions[0].decision_id,
-                details={
-                    "key_name": key.name,
-                    "items": len(decisions),
-                    "stored": stored,
-                    "policy_version": decisions[0].policy_version if decisions else None,
-                    "actions": dict(CounterDict(d.action.value for d in decisions)),
-                    "decision_ids": [d.decision_id for d in decisions],
-                },
-            )
+            with store.transaction() as tx:
+                stored = store.save_decisions(decisions, tx=tx)
+                if settings.archive_content:
+                    store.archive_content(contents, tx=tx)
+                store.append_audit(
+                    actor=f"api_key:{key.id}",
+                    event="moderate",
+                    subject="batch" if is_batch else decisions[0].decision_id,
+                    details={
+                        "key_name": key.name,
+                        "items": len(decisions),
+                        "stored": stored,
+                        "policy_version": decisions[0].policy_version if decisions else None,
+                        "actions": dict(CounterDict(d.action.value for d in decisions)),
+                        "decision_ids": [d.decision_id for d in decisions],
+                    },
+                    tx=tx,
+                )
         except SQLAlchemyError as exc:
             log.error("storing decisions failed: %s", type(exc).__name__)
             raise ApiError(503, "storage_unavailable", "the decision store is unavailable; retry later") from None

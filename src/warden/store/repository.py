@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -298,6 +298,15 @@ class Store:
         with lock, self._session() as s, s.begin():
             yield s
 
+    def transaction(self) -> AbstractContextManager[Session]:
+        """One transaction for several writes (`tx=` of save_decisions, archive_content,
+        append_audit): a moderation request stores its decisions and audit event atomically,
+        with one commit."""
+        return self._transaction()
+
+    def _using(self, tx: Session | None) -> AbstractContextManager[Session]:
+        return nullcontext(tx) if tx is not None else self._transaction()
+
     # -- schema ----------------------------------------------------------------------
     def _alembic_config(self) -> Any:
         from alembic.config import Config
@@ -339,7 +348,7 @@ class Store:
             return False
 
     # -- decisions -------------------------------------------------------------------
-    def save_decisions(self, decisions: Iterable[Decision]) -> int:
+    def save_decisions(self, decisions: Iterable[Decision], *, tx: Session | None = None) -> int:
         """Store decisions; returns how many were new.
 
         Idempotent: a decision whose (content_id, policy_version) is already stored is skipped
@@ -367,7 +376,7 @@ class Store:
             return 0
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(DecisionRow).on_conflict_do_nothing().returning(DecisionRow.decision_id)
-        with self._transaction() as s:
+        with self._using(tx) as s:
             inserted = s.execute(stmt, list(rows.values())).scalars().all()
         return len(inserted)
 
@@ -417,7 +426,7 @@ class Store:
             return out[:limit] if limit is not None else out
 
     # -- opt-in content archive --------------------------------------------------------
-    def archive_content(self, contents: Iterable[Content]) -> int:
+    def archive_content(self, contents: Iterable[Content], *, tx: Session | None = None) -> int:
         """Keep the text of moderated items for backtests; returns how many were new.
 
         Only call this when the operator opted in (`ServiceSettings.archive_content`): it
@@ -435,7 +444,7 @@ class Store:
             return 0
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(ContentRow).on_conflict_do_nothing().returning(ContentRow.content_id)
-        with self._transaction() as s:
+        with self._using(tx) as s:
             return len(s.execute(stmt, list(rows.values())).scalars().all())
 
     def archived_content(
@@ -581,11 +590,12 @@ class Store:
 
     # -- audit log -------------------------------------------------------------------
     def append_audit(
-        self, actor: str, event: str, subject: str | None = None, details: Mapping[str, Any] | None = None
+        self, actor: str, event: str, subject: str | None = None, details: Mapping[str, Any] | None = None,
+        *, tx: Session | None = None,
     ) -> AuditEvent:
         """Append one event. The table is append-only (database triggers reject UPDATE/DELETE)."""
         row = AuditLogRow(ts=utcnow(), actor=actor, event=event, subject=subject, details=dict(details or {}))
-        with self._transaction() as s:
+        with self._using(tx) as s:
             s.add(row)
             s.flush()
             return AuditEvent(row.id, row.ts, row.actor, row.event, row.subject, dict(row.details))

@@ -181,3 +181,31 @@ def test_default_gates_file_is_valid() -> None:
     cfg = load_gates(ROOT / "gates" / "default.yaml")
     assert cfg.unmeasured == "warn" and len(cfg.data) >= 20
     assert cfg.rules_for("hate")["max_fpr"].value == 0.03
+
+
+def test_gate_refuses_a_changed_golden_set(tmp_path: Path, monkeypatch) -> None:
+    """A golden manifest whose file (or selected rows) changed stops the gate before scoring."""
+    from warden.evaluate.manifests import dump_manifest, file_sha256, freeze, parse_manifest
+    from warden.evaluate.runner import DataError, load_data
+
+    (tmp_path / "d").mkdir()
+    csv = tmp_path / "d" / "x.csv"
+    csv.write_text("text,lab\n" + "".join(f"item number {i},{i % 2}\n" for i in range(40)))
+    monkeypatch.setenv("WARDEN_DATA", str(tmp_path))
+    m = parse_manifest("name: x\nversion: 1\ndescription: d\nlicense: MIT\npath: d/x.csv\nformat: {type: csv}\n"
+                       "text_field: text\nlabels: {spam: {column: lab, positive: [1], negative: [0]}}\n"
+                       "split: {scheme: all}\n")
+    golden = tmp_path / "x_golden.yaml"
+    golden.write_text(dump_manifest(freeze(m, name="x_golden")))
+    assert len(load_data(str(golden)).examples) == 40
+    csv.write_text(csv.read_text().replace("item number 3,1", "item number 3,0"))
+    with pytest.raises(DataError, match=r"golden set x_golden changed: d/x\.csv has sha256:"):
+        load_data(str(golden))
+    # same file, a different selection (the pinned rows no longer match): also refused
+    text = golden.read_text()
+    pinned = next(ln for ln in text.splitlines() if ln.startswith("checksum:"))
+
+    golden.write_text(text.replace(pinned, f"checksum: {file_sha256(csv)}").replace("positive:\n    - 1",
+                                                                                    "positive:\n    - 7"))
+    with pytest.raises(DataError, match="golden set x_golden changed: row count 21, the manifest pins 40"):
+        load_data(str(golden))

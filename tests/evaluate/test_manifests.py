@@ -182,3 +182,83 @@ def test_golden_set_validates():
     res = validate(find_manifest("toxigen_seeds_golden_v1"))
     assert res.ok, res.problems
     assert res.rows == 92
+
+
+# manifests for the harmful-prompt, injection, scam and list-text sets: text_data source -> manifests
+# (text_data reads several files or languages where the manifests split them)
+SOURCE_MANIFESTS = {
+    "hatexplain": ["hatexplain_train", "hatexplain_dev"], "reddit_cssrs": ["reddit_cssrs_500"],
+    "aegis": ["aegis2_unsafe_sample900"], "ailuminate": ["ailuminate_demo_en", "ailuminate_demo_fr"],
+    "catqa": ["catqa_english"], "harmbench": ["harmbench_behaviors"], "strongreject": ["strongreject"],
+    "forbidden_questions": ["forbidden_questions"], "jailbreak_inthewild": ["jailbreak_llms_inthewild"],
+    "giskard_injections": ["giskard_prompt_injections"], "ftc_robocalls": ["ftc_robocall_scam_transcripts"],
+}
+
+
+@needs_data
+@pytest.mark.parametrize("source", sorted(SOURCE_MANIFESTS))
+def test_new_manifests_agree_with_text_data(source):
+    from warden.learn.text_data import load_all
+
+    mine: Counter = Counter()
+    texts: list[str] = []
+    for name in SOURCE_MANIFESTS[source]:
+        m = find_manifest(name)
+        assert m.source == source
+        assert validate(m).checksum is ChecksumState.OK
+        examples = load_examples(m, split=False)
+        texts += [e.text for e in examples]
+        mine.update((c, v) for e in examples for c, v in e.labels.items())
+    rows = load_all(sources=[source])[source]
+    if source == "catqa":  # the manifest covers the English file only
+        rows = [r for r in rows if r.language == "en"]
+    assert mine == Counter((c, v) for r in rows for c, v in r.labels.items())
+    assert sorted(texts) == sorted(r.text for r in rows)
+
+
+def test_text_join_nested_and_limit(tmp_path: Path, monkeypatch):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.csv").write_text('toks,lab\n"[\'you\', \'are\', \'ok\']",n\n"not a list",h\n'
+                                          '"[\'x\', \'y\']",h\n')
+    (tmp_path / "t" / "q.json").write_text('{"Crime": {"Drugs": ["q1", "q2"]}, "Advice": {"Money": ["q3"]}}')
+    monkeypatch.setenv("WARDEN_DATA", str(tmp_path))
+    base = ("name: t\nversion: 1\ndescription: d\nlicense: MIT\npath: t/a.csv\nformat: {type: csv}\n"
+            "text_field: toks\ntext_join: ' '\ntext_max_chars: 5\nlabels: {hate: {column: lab, positive: [h], "
+            "negative: [n]}}\n")
+    ex = load_examples(parse_manifest(base))
+    assert [e.text for e in ex] == ["you a", "not a", "x y"]
+    assert len(load_examples(parse_manifest(base + "limit: 2\n"))) == 2
+    assert len(load_examples(parse_manifest(base + "limit: 2\n"), split=False)) == 3
+    nested = ("name: q\nversion: 1\ndescription: d\nlicense: MIT\npath: t/q.json\n"
+              "format: {type: json, nested: [category, sub, question]}\ntext_field: question\n"
+              "labels: {illicit: {cases: [{where: {category: [Crime], sub: [Drugs]}, label: 1}], "
+              "otherwise: negative}}\n")
+    ex = load_examples(parse_manifest(nested))
+    assert [(e.text, e.labels["illicit"]) for e in ex] == [("q1", 1), ("q2", 1), ("q3", 0)]
+    with pytest.raises(ManifestError, match="'nested' applies to json only"):
+        parse_manifest(nested.replace("type: json", "type: csv"))
+
+
+GATE_CATEGORIES = ("sexual", "sexual/minors", "hate", "hate/threatening", "harassment", "harassment/threatening",
+                   "self-harm", "violence", "illicit", "spam", "scam", "prompt_injection")
+
+
+@needs_data
+def test_golden_sets_cover_every_measured_category():
+    from warden.evaluate.gates import load_gates
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_gates(root / "gates" / "default.yaml")
+    pos: Counter = Counter()
+    neg: Counter = Counter()
+    for spec in cfg.data:
+        assert spec.manifest is not None, "the default gate reads golden manifests only"
+        m = find_manifest(spec.manifest)
+        assert m.frozen
+        res = validate(m)
+        assert res.ok, res.problems
+        for e in load_examples(m):
+            for c, v in e.labels.items():
+                (pos if v == 1 else neg)[c] += 1
+    for c in GATE_CATEGORIES:
+        assert pos[c] >= 20 and neg[c] >= 100, (c, pos[c], neg[c])

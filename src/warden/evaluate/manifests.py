@@ -24,7 +24,12 @@ A manifest (``datasets/manifests/NAME.yaml``)::
       identity: {column: phrase, pattern: '(\\S+)\\s*$', lowercase: true}
       target: {column: target, split: '_', map: {women: gender}}
     split: {scheme: hash, part: test}                   # warden.learn.splits.assign_split, or {scheme: all}
+    limit: 300                                          # optional: first N selected rows in sha1(id) order
     checksum: sha256:...
+
+``text_join: ' '`` reads a list cell (or a list literal such as ``"['a', 'b']"``) as its items
+joined; ``text_max_chars`` truncates the text; ``format.nested`` (json) flattens
+``{category: {subcategory: [text, ...]}}`` into records with one column per level.
 
 Label rules, per category (first form that applies):
 
@@ -105,6 +110,9 @@ class FileFormat(_Strict):
     encoding: str = "utf-8"
     encoding_errors: Literal["strict", "replace", "ignore"] = "strict"
     records_key: str | None = None  # json: the key holding the list of records
+    #: json: nested mappings ending in lists of strings ({a: {b: [text, ...]}}) flattened into
+    #: records; names the key columns level by level, then the text column (e.g. [category, subcategory, question])
+    nested: list[str] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> FileFormat:
@@ -112,6 +120,8 @@ class FileFormat(_Strict):
             raise ValueError("a file without a header needs 'columns'")
         if self.delimiter is not None and self.type not in ("csv", "tsv"):
             raise ValueError(f"'delimiter' only applies to csv and tsv, not {self.type}")
+        if self.nested is not None and (self.type != "json" or len(self.nested) < 2):
+            raise ValueError("'nested' applies to json only and names at least one key column and the text column")
         return self
 
 
@@ -211,11 +221,16 @@ class Manifest(_Strict):
     path: str
     format: FileFormat
     text_field: str
+    #: the text cell is a list (or a Python/JSON list literal, e.g. a token list): join its items with this
+    text_join: str | None = None
+    text_max_chars: int | None = Field(default=None, ge=1)  # truncate the (joined) text
     id_field: str | None = None
     labels: dict[str, LabelRule] = Field(min_length=1)
     hierarchy: bool = True
     groups: dict[str, GroupRule] = {}
     split: SplitSpec = SplitSpec(scheme="all")
+    #: keep at most this many selected rows, the first in sha1-of-id order (deterministic, spread out)
+    limit: int | None = Field(default=None, ge=1)
     checksum: str | None = None
     frozen: bool = False
     rows: int | None = Field(default=None, ge=0)
@@ -397,9 +412,23 @@ def read_records(m: Manifest, root: Path | None = None) -> Iterator[dict[str, An
         data = json.loads(path.read_text(encoding=f.encoding, errors=f.encoding_errors))
         if f.records_key:
             data = data[f.records_key]
+        if f.nested:
+            yield from _flatten(data, f.nested, {})
+            return
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of records (set format.records_key)")
         yield from data
+
+
+def _flatten(node: Any, names: list[str], keys: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if len(names) == 1:
+        for item in node if isinstance(node, list) else [node]:
+            yield {**keys, names[0]: item}
+        return
+    if not isinstance(node, dict):
+        raise ValueError(f"format.nested: expected a mapping for {names[0]!r}, got {type(node).__name__}")
+    for k, v in node.items():
+        yield from _flatten(v, names[1:], {**keys, names[0]: k})
 
 
 def _frame_records(df: Any) -> Iterator[dict[str, Any]]:
@@ -519,6 +548,10 @@ def load_examples(m: Manifest, root: Path | None = None, *, split: bool = True) 
         if i == 0:
             _check_columns(m, rec)
         text = rec.get(m.text_field)
+        if m.text_join is not None:
+            text = _joined(text, m.text_join)
+        if m.text_max_chars is not None and isinstance(text, str):
+            text = text[:m.text_max_chars]
         if not isinstance(text, str) or not text.strip():
             continue
         text = text.strip()
@@ -536,7 +569,26 @@ def load_examples(m: Manifest, root: Path | None = None, *, split: bool = True) 
         groups = {g: group_values(r, g, rec) for g, r in m.groups.items()}
         ident = str(rec.get(m.id_field)) if m.id_field else f"row{i}"
         out.append(LabeledExample(ident, text, labels, groups))
+    if split and m.limit is not None and len(out) > m.limit:
+        order = sorted(range(len(out)),
+                       key=lambda i: hashlib.sha1(out[i].id.encode("utf-8", "surrogatepass")).hexdigest())
+        out = [out[i] for i in sorted(order[:m.limit])]
     return out
+
+
+def _joined(v: Any, sep: str) -> Any:
+    """A list cell (or its Python/JSON literal) joined with `sep`; other cells unchanged."""
+    if isinstance(v, str):
+        import ast
+
+        try:
+            parsed = ast.literal_eval(v)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return v
+        v = parsed
+    if isinstance(v, list | tuple):
+        return sep.join(str(x) for x in v)
+    return v if isinstance(v, str) else None
 
 
 def required_columns(m: Manifest) -> list[str]:
@@ -650,7 +702,8 @@ def dump_manifest(m: Manifest) -> str:
     for key in ("name", "version", "description", "license", "path", "format", "text_field"):
         data.setdefault(key, getattr(m, key) if key != "format" else m.format.model_dump(mode="json"))
     data["split"] = m.split.model_dump(mode="json", exclude_none=True)
-    order = ["name", "version", "description", "license", "path", "format", "text_field", "id_field", "labels",
-             "hierarchy", "groups", "split", "checksum", "frozen", "rows", "ids_sha256", "source"]
+    order = ["name", "version", "description", "license", "path", "format", "text_field", "text_join",
+             "text_max_chars", "id_field", "labels", "hierarchy", "groups", "split", "limit", "checksum", "frozen",
+             "rows", "ids_sha256", "source"]
     data = {k: data[k] for k in order if k in data}
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)

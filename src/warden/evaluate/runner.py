@@ -1,6 +1,7 @@
 """Glue for `warden eval run` and `warden eval gate`: labeled items in, scores out.
 
-* `load_data(spec)`: a dataset manifest (path or name, via `warden.evaluate.manifests`) or a
+* `load_data(spec)`: a dataset manifest (path or name, via `warden.evaluate.manifests`; a golden,
+  frozen one is checked first: file checksum, row count and ids hash, else `DataError`) or a
   dataset source of `warden.learn.text_data` (name, comma-separated names, or `all`) filtered
   to a held-out split with `warden.learn.splits.assign_split`; returns `LabeledExample`s.
 * `score_examples(moderator, examples)`: the policy's calibrated per-category scores through
@@ -63,13 +64,43 @@ def _from_manifest(spec: str, base: Path | None) -> LoadedData | None:
         return None
     try:
         m = mod.load_manifest(path) if path is not None else mod.find_manifest(spec)
+        if m.frozen:
+            _check_golden_file(m)
         rows = mod.load_examples(m)
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"manifest {spec!r}: {exc}") from None
+    if m.frozen:
+        _check_golden_rows(m, rows)
     examples = [LabeledExample(id=f"{m.name}:{e.id}", text=e.text, labels=dict(e.labels), groups=dict(e.groups))
                 for e in rows]
     part = m.split.part if m.split.scheme == "hash" else "all"
     return LoadedData(examples, f"manifest {m.name} v{m.version}", part)
+
+
+def _check_golden_file(m: Any) -> None:
+    """A golden (frozen) manifest's file must still have its pinned checksum (checked before reading)."""
+    from warden.evaluate import manifests as mod
+
+    path = mod.file_path(m)
+    if not path.exists():
+        raise DataError(f"golden set {m.name}: data file not found: {path}")
+    actual = mod.file_sha256(path)
+    if actual != m.checksum:
+        raise DataError(f"golden set {m.name} changed: {m.path} has {actual}, the manifest pins {m.checksum}")
+
+
+def _check_golden_rows(m: Any, rows: Sequence[Any]) -> None:
+    """... and must still select the pinned rows (count and sha256 of the ids)."""
+    from warden.evaluate import manifests as mod
+
+    problems = []
+    if len(rows) != m.rows:
+        problems.append(f"row count {len(rows)}, the manifest pins {m.rows}")
+    got = mod.ids_sha256([e.id for e in rows])
+    if got != m.ids_sha256:
+        problems.append(f"selected ids hash {got}, the manifest pins {m.ids_sha256}")
+    if problems:
+        raise DataError(f"golden set {m.name} changed: {'; '.join(problems)}")
 
 
 def _from_sources(spec: str, split: str | None) -> LoadedData:

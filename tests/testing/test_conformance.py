@@ -21,6 +21,9 @@ CONTEXT = DetectorContext(base_dir=POLICIES, categories=DEFAULT_CATEGORIES)
 PARAMS: dict[str, dict[str, Any]] = {
     "keyword_bank": {"banks": [{"path": "banks/default.yaml"}]},
     "regex_bank": {"banks": [{"path": "banks/default.yaml"}]},
+    # The shipped model, as policies/default.yaml refers to it (relative to the policy folder).
+    "linear_text": {"model_dir": "../models/text-v1"},
+    "embedding_classifier": {"model_dir": "../models/text-v1"},
 }
 
 

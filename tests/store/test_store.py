@@ -202,3 +202,18 @@ def test_decisions_and_audit_commit_together_or_not_at_all(store: Store) -> None
         assert store.save_decisions([make_decision()], tx=tx) == 1
         store.append_audit(actor="t", event="moderate", tx=tx)
     assert store.count_decisions() == before_decisions + 1
+
+
+def test_auth_cache_never_outlives_a_revocation_through_the_store(store: Store) -> None:
+    store.auth_cache_seconds = 60.0
+    record, plaintext = store.create_api_key(f"cache-{uuid.uuid4().hex[:6]}", "client")
+    assert store.authenticate(plaintext) == store.authenticate(plaintext)  # second one from the cache
+    store.revoke_api_key(record.id)
+    assert store.authenticate(plaintext) is None
+    # A revocation by another process (direct DB write) is seen once the cache entry expires.
+    other, key2 = store.create_api_key(f"cache-{uuid.uuid4().hex[:6]}", "client")
+    store.auth_cache_seconds = 0.0
+    assert store.authenticate(key2) is not None
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP WHERE id = :i"), {"i": other.id})
+    assert store.authenticate(key2) is None

@@ -20,10 +20,10 @@ def cli_actor() -> str:
         return "cli:unknown"
 
 
-def open_store(database_url: str | None, *, upgrade: bool = True) -> Store:
+def open_store(database_url: str | None, *, upgrade: bool = True, auth_cache_seconds: float = 0.0) -> Store:
     url = database_url or database_url_from_env()
     try:
-        store = Store.from_url(url)
+        store = Store.from_url(url, auth_cache_seconds=auth_cache_seconds)
         if upgrade:
             store.upgrade()
     except Exception as exc:

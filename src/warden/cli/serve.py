@@ -9,6 +9,7 @@ import typer
 
 from warden.cli._common import DATABASE_URL_HELP, cli_actor, open_store
 from warden.store import Store
+from warden.store.repository import SERVICE_AUTH_CACHE_SECONDS
 
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"
 
@@ -64,7 +65,7 @@ def serve(
 
     install_log_redaction()
     url = database_url or os.environ.get("WARDEN_DATABASE_URL") or "sqlite:///warden.db"
-    store = open_store(url, upgrade=True)
+    store = open_store(url, upgrade=True, auth_cache_seconds=SERVICE_AUTH_CACHE_SECONDS)
 
     from warden.moderator import Moderator
 

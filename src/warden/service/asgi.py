@@ -18,6 +18,7 @@ from warden.service.app import create_app
 from warden.service.logs import install_log_redaction
 from warden.service.settings import ServiceSettings
 from warden.store import Store
+from warden.store.repository import SERVICE_AUTH_CACHE_SECONDS
 
 DEFAULT_POLICY = "policies/default.yaml"
 
@@ -29,4 +30,5 @@ def create_app_from_env() -> FastAPI:
     moderator = Moderator.from_file(os.environ.get("WARDEN_POLICY") or DEFAULT_POLICY)
     settings = ServiceSettings.from_env()
     shadow = Moderator.from_file(settings.shadow_policy) if settings.shadow_policy else None
-    return create_app(moderator=moderator, store=Store.from_url(), settings=settings, shadow_moderator=shadow)
+    store = Store.from_url(auth_cache_seconds=SERVICE_AUTH_CACHE_SECONDS)
+    return create_app(moderator=moderator, store=store, settings=settings, shadow_moderator=shadow)

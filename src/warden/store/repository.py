@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -28,6 +30,10 @@ ROLES: tuple[str, ...] = ("client", "reviewer", "admin")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Don't write last_used_at on every request: once a minute per key is precise enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+#: How long the HTTP service reuses a successful key lookup in-process (`Store(auth_cache_seconds=)`;
+#: off by default). Revocation through the same Store takes effect at once; a revocation made
+#: by another process (`warden keys revoke`) within this time.
+SERVICE_AUTH_CACHE_SECONDS = 5.0
 _MIGRATION_LOCK_ID = 0x5741_5244_454E  # "WARDEN": pg advisory lock so concurrent upgrades serialize
 REVIEW_VERDICTS: tuple[str, ...] = ("upheld", "overturned")
 REVIEW_SOURCES: tuple[str, ...] = ("qa_sample", "appeal", "report")
@@ -268,18 +274,22 @@ class Store:
     Thread-safe: every method opens its own short session from the engine's pool.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, auth_cache_seconds: float = 0.0) -> None:
         self.engine = engine
+        self.auth_cache_seconds = auth_cache_seconds
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         # SQLite has one writer at a time and its busy handler *sleeps* between retries (up to
         # 100 ms each), which turns concurrent request threads into seconds of queueing.
         # Serializing write transactions in-process makes waiters wake as soon as the lock frees.
         self._write_lock: threading.Lock | None = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # sha256(presented key) -> (record, monotonic expiry): a DB round trip per request is
+        # the largest fixed cost of the API after moderation itself.
+        self._auth_cache: dict[str, tuple[ApiKeyRecord, float]] = {}
 
     @classmethod
-    def from_url(cls, url: str | None = None, **engine_kwargs: Any) -> Store:
+    def from_url(cls, url: str | None = None, *, auth_cache_seconds: float = 0.0, **engine_kwargs: Any) -> Store:
         """`url` defaults to env `WARDEN_DATABASE_URL`, then `sqlite:///warden.db`."""
-        return cls(make_engine(url or database_url_from_env(), **engine_kwargs))
+        return cls(make_engine(url or database_url_from_env(), **engine_kwargs), auth_cache_seconds=auth_cache_seconds)
 
     @property
     def dialect(self) -> str:
@@ -642,6 +652,20 @@ class Store:
         parsed = keymod.parse_key(plaintext) if plaintext else None
         if parsed is None:
             return None
+        if self.auth_cache_seconds <= 0:
+            return self._authenticate_uncached(parsed, plaintext or "")
+        cache_key = hashlib.sha256((plaintext or "").encode()).hexdigest()
+        cached = self._auth_cache.get(cache_key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        record = self._authenticate_uncached(parsed, plaintext or "")
+        if record is not None:
+            if len(self._auth_cache) > 10_000:
+                self._auth_cache.clear()
+            self._auth_cache[cache_key] = (record, time.monotonic() + self.auth_cache_seconds)
+        return record
+
+    def _authenticate_uncached(self, parsed: Any, plaintext: str) -> ApiKeyRecord | None:
         with self._transaction() as s:
             row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.prefix == parsed.prefix)).first()
             if row is None:
@@ -668,6 +692,7 @@ class Store:
 
     def revoke_api_key(self, key_id: int) -> ApiKeyRecord | None:
         """Revoke (idempotent: the first revocation time is kept). None when no such key."""
+        self._auth_cache.clear()
         with self._transaction() as s:
             row = s.get(ApiKeyRow, key_id)
             if row is None:

@@ -129,7 +129,7 @@ def short_text_sample(n: int, *, seed: int = 0, sources: Sequence[str] = SHORT_T
                 counts[s] += 1
     rng.shuffle(rows)
     lens = [len(r["text"]) for r in rows]
-    prov = {"data": str(root), "sources": counts, "seed": seed, "max_chars": max_chars,
+    prov = {"data": "$WARDEN_DATA", "sources": counts, "seed": seed, "max_chars": max_chars,
             "mean_chars": round(statistics.fmean(lens), 1), "median_chars": statistics.median(lens)}
     return rows, prov
 

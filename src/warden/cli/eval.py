@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -44,22 +44,33 @@ class ScoreFile:
     skipped: int  # lines without scores (errors)
 
 
-def read_scores(path: Path) -> ScoreFile:
-    scores: dict[str, dict[str, float]] = {}
-    skipped = 0
+def _read_text(path: Path) -> str:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    for no, line in enumerate(lines, 1):
+
+
+def _jsonl_objects(path: Path, text: str, *, hint: str = "") -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line; each must be a JSON object with an "id"."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    for no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{no}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or "id" not in row:
-            raise InputError(f"{path}:{no}: each line needs an \"id\" (as written by `warden classify`)")
+        if not isinstance(obj, dict) or "id" not in obj:
+            raise InputError(f"{path}:{no}: each line needs an \"id\"{hint}")
+        out.append((no, obj))
+    return out
+
+
+def read_scores(path: Path) -> ScoreFile:
+    scores: dict[str, dict[str, float]] = {}
+    skipped = 0
+    for no, row in _jsonl_objects(path, _read_text(path), hint=" (as written by `warden classify`)"):
         if not isinstance(row.get("scores"), dict):
             skipped += 1
             continue
@@ -94,26 +105,14 @@ def _label_value(value: object, where: str) -> float:
 def read_labels(path: Path) -> dict[str, dict[str, float]]:
     """id -> category -> 0.0/1.0/NaN, from JSONL or CSV (by file suffix)."""
     rows: list[tuple[str, dict[str, object]]] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+    text = _read_text(path)
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         if not reader.fieldnames or "id" not in reader.fieldnames:
             raise InputError(f"{path}: the CSV header needs an 'id' column")
         rows = [(f"{path}:{i + 2}", dict(r)) for i, r in enumerate(reader)]
     else:
-        for no, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or "id" not in obj:
-                raise InputError(f"{path}:{no}: each line needs an \"id\"")
-            rows.append((f"{path}:{no}", obj))
+        rows = [(f"{path}:{no}", obj) for no, obj in _jsonl_objects(path, text)]
     labels: dict[str, dict[str, float]] = {}
     for where, row in rows:
         key = str(row["id"])

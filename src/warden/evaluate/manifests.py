@@ -72,7 +72,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from warden.policy.loader import _line_index, _lookup_line, _message
+from warden.policy.loader import lookup_line, validation_message, yaml_line_index
 
 UNKNOWN = -1
 PARENT = {"sexual/minors": "sexual", "hate/threatening": "hate",
@@ -296,7 +296,7 @@ def parse_manifest(text: str, *, file: str = "<manifest>") -> Manifest:
         raise ManifestError(file, [problem]) from None
     if not isinstance(data, dict):
         raise ManifestError(file, [ManifestProblem("", f"the top level must be a mapping, got {type(data).__name__}")])
-    lines = _line_index(node)
+    lines = yaml_line_index(node)
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
@@ -306,7 +306,7 @@ def parse_manifest(text: str, *, file: str = "<manifest>") -> Manifest:
             allowed = None
             if err["type"] == "extra_forbidden":
                 allowed = _allowed_keys(path)
-            problems.append(ManifestProblem(path, _message(err, allowed), _lookup_line(lines, path)))
+            problems.append(ManifestProblem(path, validation_message(err, allowed), lookup_line(lines, path)))
         raise ManifestError(file, problems) from None
 
 
@@ -333,7 +333,7 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError(str(path), [ManifestProblem("", "file not found")]) from None
     m = parse_manifest(text, file=str(path))
     if m.name != path.stem:
-        line = _lookup_line(_line_index(yaml.compose(text, Loader=yaml.SafeLoader)), "name")
+        line = lookup_line(yaml_line_index(yaml.compose(text, Loader=yaml.SafeLoader)), "name")
         raise ManifestError(str(path), [ManifestProblem(
             "name", f"must match the file name {path.stem!r}; got {m.name!r}", line)])
     return m

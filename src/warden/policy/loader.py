@@ -75,7 +75,7 @@ def parse_policy(text: str, *, file: str = "<policy>", check_detectors: bool = T
         raise PolicyError(file, [problem]) from None
     if not isinstance(data, dict):
         raise PolicyError(file, [PolicyProblem("", f"the top level must be a mapping, got {type(data).__name__}")])
-    lines = _line_index(node)
+    lines = yaml_line_index(node)
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
@@ -84,7 +84,7 @@ def parse_policy(text: str, *, file: str = "<policy>", check_detectors: bool = T
         problems = detector_problems(policy)
         if problems:
             for i, p in enumerate(problems):
-                problems[i] = PolicyProblem(p.path, p.message, _lookup_line(lines, p.path))
+                problems[i] = PolicyProblem(p.path, p.message, lookup_line(lines, p.path))
             raise PolicyError(file, problems)
     return policy
 
@@ -106,7 +106,7 @@ def detector_problems(policy: Policy) -> list[PolicyProblem]:
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"])
                 problems.append(PolicyProblem(f"detectors.{inst}.params{'.' + loc if loc else ''}",
-                                              _message(err, cls.Params.model_fields.keys())))
+                                              validation_message(err, cls.Params.model_fields.keys())))
     return problems
 
 
@@ -119,10 +119,11 @@ def fingerprint(policy: Policy) -> str:
 
 def _problem(err: Any, lines: dict[str, int]) -> PolicyProblem:
     path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-    return PolicyProblem(path, _message(err), _lookup_line(lines, path))
+    return PolicyProblem(path, validation_message(err), lookup_line(lines, path))
 
 
-def _message(err: Any, allowed_keys: Any = None) -> str:
+def validation_message(err: Any, allowed_keys: Any = None) -> str:
+    """One pydantic error as a user message (shared by every YAML file Warden validates)."""
     kind = err["type"]
     msg = err["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
@@ -138,7 +139,7 @@ def _message(err: Any, allowed_keys: Any = None) -> str:
     return msg
 
 
-def _line_index(node: yaml.Node | None) -> dict[str, int]:
+def yaml_line_index(node: yaml.Node | None) -> dict[str, int]:
     """Map dotted key paths to 1-based line numbers from the composed YAML tree."""
     index: dict[str, int] = {}
 
@@ -159,7 +160,7 @@ def _line_index(node: yaml.Node | None) -> dict[str, int]:
     return index
 
 
-def _lookup_line(lines: dict[str, int], path: str) -> int | None:
+def lookup_line(lines: dict[str, int], path: str) -> int | None:
     parts = path.split(".") if path else []
     while parts:
         line = lines.get(".".join(parts))

@@ -141,22 +141,84 @@ class Queue(_Strict):
 
 
 class Review(_Strict):
-    """Where humans come in. `route_by_severity` overrides the default queue."""
+    """Where humans come in. `route_by_severity` overrides the default queue; reports,
+    appeals and active-learning picks go to their own queues when those are set (else to the
+    default queue)."""
 
     default_queue: str = "default"
     queues: dict[str, Queue] = {"default": Queue(sla_hours=24)}
     route_by_severity: dict[Severity, str] = {}
+    report_queue: str | None = None
+    appeal_queue: str | None = None
+    learning_queue: str | None = None
     qa_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Share of reviewed items that a second, different reviewer labels too (inter-reviewer agreement).
+    double_review_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # A leased task returns to its queue when the reviewer has not decided within this time.
+    lease_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     on_detector_error: Literal["hold_for_review", "allow"] = "hold_for_review"
 
     @model_validator(mode="after")
     def _queues_exist(self) -> Review:
+        named = [("report_queue", self.report_queue), ("appeal_queue", self.appeal_queue),
+                 ("learning_queue", self.learning_queue)]
         for where, q in [("default_queue", self.default_queue), *(
             (f"route_by_severity.{s.value}", q) for s, q in self.route_by_severity.items()
-        )]:
+        ), *((w, q) for w, q in named if q is not None)]:
             if q not in self.queues:
                 raise ValueError(f"{where} names queue {q!r}, not defined in queues ({sorted(self.queues)})")
         return self
+
+
+class AccountAction(StrEnum):
+    """Account-level enforcement driven by strikes, in increasing order of severity."""
+
+    WARN = "warn"
+    RESTRICT = "restrict"
+    SUSPEND = "suspend"
+
+
+class StrikeStep(_Strict):
+    """When an actor's decayed strike total reaches `at`, take `action` on the account."""
+
+    at: float = Field(gt=0)
+    action: AccountAction
+
+
+class Strikes(_Strict):
+    """Strikes per actor: each enforced decision adds the weight of its most severe flagged
+    category (`category_weights` overrides `severity_weights`); weights halve every
+    `half_life_days`; the highest reached step of `ladder` is the account action."""
+
+    actions: tuple[Action, ...] = (Action.REMOVE,)
+    severity_weights: dict[Severity, float] = {
+        Severity.LOW: 0.5, Severity.MEDIUM: 1.0, Severity.HIGH: 2.0, Severity.CRITICAL: 5.0}
+    category_weights: dict[str, float] = {}
+    half_life_days: float = Field(default=90.0, gt=0)
+    ladder: tuple[StrikeStep, ...] = ()
+
+    @field_validator("severity_weights", "category_weights")
+    @classmethod
+    def _non_negative(cls, v: dict[Any, float]) -> dict[Any, float]:
+        for k, w in v.items():
+            if w < 0:
+                raise ValueError(f"weight of {getattr(k, 'value', k)!r} must be >= 0; got {w}")
+        return v
+
+    @field_validator("ladder")
+    @classmethod
+    def _ascending(cls, v: tuple[StrikeStep, ...]) -> tuple[StrikeStep, ...]:
+        for a, b in zip(v, v[1:], strict=False):
+            if not (b.at > a.at and list(AccountAction).index(b.action) > list(AccountAction).index(a.action)):
+                raise ValueError(f"ladder steps must rise in both 'at' and action severity; "
+                                 f"got {a.action.value}@{a.at} then {b.action.value}@{b.at}")
+        return v
+
+
+class Enforcement(_Strict):
+    """What happens on the platform after a decision (delivered as signed webhooks)."""
+
+    strikes: Strikes = Strikes()
 
 
 class Policy(_Strict):
@@ -169,6 +231,7 @@ class Policy(_Strict):
     detectors: dict[str, DetectorSpec] = {}
     cascade: tuple[Tier, ...] = ()
     review: Review = Review()
+    enforcement: Enforcement = Enforcement()
 
     @field_validator("categories")
     @classmethod
@@ -201,6 +264,10 @@ class Policy(_Strict):
             for old in tier.supersedes:
                 if old not in seen or old in tier.detectors:
                     raise ValueError(f"cascade[{i}].supersedes: {old!r} is not a detector of an earlier tier")
+        for cat in self.enforcement.strikes.category_weights:
+            if cat not in self.categories:
+                raise ValueError(f"enforcement.strikes.category_weights: unknown category {cat!r}; "
+                                 f"allowed: {', '.join(self.categories)}")
         if self.cascade and self.cascade[0].escalate_if is not None:
             raise ValueError("cascade[0].escalate_if: the first tier always runs; remove escalate_if")
         return self

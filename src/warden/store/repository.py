@@ -301,6 +301,11 @@ class Store:
     def _session(self) -> Session:
         return self._sessions()
 
+    def session(self) -> Session:
+        """A plain session for reads (use `transaction()` for writes: it serializes SQLite
+        writers). Close it: `with store.session() as s: ...`."""
+        return self._sessions()
+
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         """A session inside one transaction (committed on success), serialized on SQLite."""

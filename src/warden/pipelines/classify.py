@@ -21,6 +21,7 @@ class ClassifySummary:
     errors: int = 0
     actions: Counter[str] = field(default_factory=Counter)
     flagged: Counter[str] = field(default_factory=Counter)
+    workers: int = 1
 
 
 def decision_line(decision: Decision) -> dict[str, Any]:
@@ -44,13 +45,14 @@ def classify_rows(moderator: Moderator, rows: Iterable[RawRow], *, surface: str,
     for row in rows:
         chunk.append(row)
         if len(chunk) >= batch_size:
-            yield from _classify_chunk(moderator, chunk, surface)
+            yield from classify_chunk(moderator, chunk, surface)
             chunk = []
     if chunk:
-        yield from _classify_chunk(moderator, chunk, surface)
+        yield from classify_chunk(moderator, chunk, surface)
 
 
-def _classify_chunk(moderator: Moderator, chunk: list[RawRow], surface: str) -> Iterator[dict[str, Any]]:
+def classify_chunk(moderator: Moderator, chunk: list[RawRow], surface: str) -> Iterator[dict[str, Any]]:
+    """Output lines for one chunk of rows (shared by the in-process and the parallel runner)."""
     parsed: list[Any] = []
     for row in chunk:
         if row.error is not None:
@@ -69,13 +71,27 @@ def _classify_chunk(moderator: Moderator, chunk: list[RawRow], surface: str) -> 
         yield error_line(row, p) if isinstance(p, str) else decision_line(next(decisions))
 
 
-def classify_file(moderator: Moderator, input_path: Path, output: IO[str], *, fmt: str | None = None,
-                  surface: str = "comment", batch_size: int = 256, progress: bool = True) -> ClassifySummary:
+def classify_file(moderator: Moderator | None, input_path: Path, output: IO[str], *, fmt: str | None = None,
+                  surface: str = "comment", batch_size: int = 256, progress: bool = True,
+                  workers: int = 1, policy_path: Path | None = None) -> ClassifySummary:
+    """`workers` > 1 moderates on that many processes, each loading `policy_path` (the
+    `moderator` may then be None); 0 picks automatically (see `resolve_workers`)."""
+    from warden.pipelines.parallel import classify_rows_parallel, resolve_workers
+
     fmt = detect_format(input_path, fmt)
     summary = ClassifySummary()
-    total = count_rows(input_path, fmt) if progress else None
+    total = count_rows(input_path, fmt) if progress or workers == 0 else None
+    workers = resolve_workers(workers, total_rows=total)
     rows = read_rows(input_path, fmt)
-    lines = classify_rows(moderator, rows, surface=surface, batch_size=batch_size)
+    if workers > 1:
+        if policy_path is None:
+            raise ValueError("workers > 1 needs policy_path: each worker process loads the policy itself")
+        lines = classify_rows_parallel(policy_path, rows, surface=surface, workers=workers, batch_size=batch_size)
+    else:
+        if moderator is None:
+            raise ValueError("in-process classification needs a moderator")
+        lines = classify_rows(moderator, rows, surface=surface, batch_size=batch_size)
+    summary.workers = workers
     with _progress(progress, total) as advance:
         for line in lines:
             output.write(json.dumps(line, ensure_ascii=False) + "\n")

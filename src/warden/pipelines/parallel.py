@@ -1,0 +1,92 @@
+"""Moderate rows on several processes, each loading the policy and its models once.
+
+Python runs one detector at a time per process (the GIL, and ONNX sessions pinned to one
+thread by the policy), so a file uses all cores only through processes. Workers are started
+with `spawn`: forking a parent that already holds ONNX Runtime thread pools is unsafe, and
+the parent here never loads the models. Output keeps input order; at most `2 * workers`
+chunks are in flight, so memory stays bounded however large the input.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from warden.pipelines.readers import RawRow
+
+#: Below this many rows `workers="auto"` stays in-process: starting a worker (imports and
+#: model loading) costs a few seconds, more than it saves on a small file.
+AUTO_PARALLEL_MIN_ROWS = 5_000
+
+_WORKER_MODERATOR: Any = None
+
+
+def resolve_workers(requested: int, *, total_rows: int | None) -> int:
+    """`requested` > 0 is taken as is; 0 means auto: every core for large inputs, else 1."""
+    if requested < 0:
+        raise ValueError(f"workers must be >= 0 (0 = auto); got {requested}")
+    if requested > 0:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if total_rows is not None and total_rows < AUTO_PARALLEL_MIN_ROWS:
+        return 1
+    return max(1, cores)
+
+
+def _init_worker(policy_path: str) -> None:
+    global _WORKER_MODERATOR
+    from warden.moderator import Moderator
+
+    _WORKER_MODERATOR = Moderator.from_file(policy_path)
+
+
+def _classify_in_worker(chunk: list[RawRow], surface: str) -> list[dict[str, Any]]:
+    from warden.pipelines.classify import classify_chunk
+
+    return list(classify_chunk(_WORKER_MODERATOR, chunk, surface))
+
+
+def _chunks(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
+    chunk: list[RawRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def classify_rows_parallel(policy_path: str | Path, rows: Iterable[RawRow], *, surface: str, workers: int,
+                           batch_size: int = 256) -> Iterator[dict[str, Any]]:
+    """Like `classify_rows`, on `workers` processes. Bad rows become error lines inside the
+    workers as in-process; a chunk whose worker raises becomes error lines for its rows. A
+    worker process that dies (killed, out of memory) breaks the pool: the rows not yet done
+    are reported as error lines naming the cause, never silently dropped."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(str(policy_path),)) as pool:
+        pending: deque[tuple[list[RawRow], Future[list[dict[str, Any]]]]] = deque()
+        for chunk in _chunks(rows, batch_size):
+            pending.append((chunk, pool.submit(_classify_in_worker, chunk, surface)))
+            if len(pending) >= 2 * workers:
+                yield from _collect(*pending.popleft())
+        while pending:
+            yield from _collect(*pending.popleft())
+
+
+def _collect(chunk: list[RawRow], future: Future[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    from warden.pipelines.classify import error_line
+
+    try:
+        lines = future.result()
+    except Exception as exc:  # a worker died or raised: report its rows, keep the run going
+        message = f"worker failed: {type(exc).__name__}: {exc}"
+        yield from (error_line(row, f"row {row.index}: {message}") for row in chunk)
+        return
+    yield from lines

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Collection, Mapping
 
 from warden.core import DEFAULT_SURFACE, Content
+from warden.review.routing import MAX_REACH
 
 MAX_TEXT_CHARS = 200_000
 MAX_ID_CHARS = 256
@@ -81,6 +82,12 @@ def parse_item(
     metadata = obj.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise InvalidItem(f"'metadata' must be an object, got {_kind(metadata)}", field="metadata")
+    reach = obj.get("reach")
+    if reach is not None:  # audience size: raises the item's review priority (log-scaled)
+        if isinstance(reach, bool) or not isinstance(reach, int) or not 0 <= reach <= MAX_REACH:
+            shown = repr(reach) if isinstance(reach, int | float) and not isinstance(reach, bool) else _kind(reach)
+            raise InvalidItem(f"'reach' must be an integer from 0 to {MAX_REACH:,}, got {shown}", field="reach")
+        metadata = {**metadata, "reach": reach}
 
     return Content(id=item_id, text=text, surface=surface, actor_id=None if actor is None else str(actor),
                    language=language, metadata=metadata)

@@ -26,6 +26,8 @@ class ModerateItem(BaseModel):
     actor_id: str | int | None = Field(default=None, description="Who posted it (for strikes and history).")
     language: str | None = Field(default=None, description="Optional language hint.")
     metadata: dict[str, Any] | None = Field(default=None, description="Free-form context (reach, ...).")
+    reach: int | None = Field(default=None, ge=0, le=10**12,
+                              description="Audience size (views, members); raises the review priority, log-scaled.")
 
 
 class ModerateBatch(BaseModel):

@@ -1,0 +1,47 @@
+"""Human review, the pure part: task priority and routing (decisions, reports, appeals,
+active-learning picks and double reviews to queues). No I/O: the queue itself (leases,
+reviewer decisions, labels) lives in `warden.store.review_repo`."""
+
+from warden.review.priority import age_factor, priority, reach_factor
+from warden.review.routing import (
+    OUTCOME_SOURCES,
+    TASK_SOURCES,
+    TaskSource,
+    TaskSpec,
+    appeal_task,
+    closeness,
+    deciding_verdict,
+    decision_uncertainty,
+    double_review_task,
+    learning_task,
+    queue_sla_hours,
+    reach_of,
+    report_task,
+    route,
+    scores_uncertainty,
+    selected_for_double_review,
+    severity_of,
+)
+
+__all__ = [
+    "OUTCOME_SOURCES",
+    "TASK_SOURCES",
+    "TaskSource",
+    "TaskSpec",
+    "age_factor",
+    "appeal_task",
+    "closeness",
+    "deciding_verdict",
+    "decision_uncertainty",
+    "double_review_task",
+    "learning_task",
+    "priority",
+    "queue_sla_hours",
+    "reach_factor",
+    "reach_of",
+    "report_task",
+    "route",
+    "scores_uncertainty",
+    "selected_for_double_review",
+    "severity_of",
+]

@@ -94,6 +94,16 @@ def serve(
             err=True,
         )
 
+    from warden.enforce.dispatcher import WebhookConfigError, WebhookDispatcher, WebhookSettings
+
+    try:  # WARDEN_WEBHOOK_URL set: deliver the enforcement outbox in the background
+        webhooks = WebhookSettings.from_env()
+    except WebhookConfigError as exc:
+        typer.secho(f"webhooks: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    if webhooks is not None:
+        typer.secho(f"enforcement webhooks: delivering to {webhooks.display_url}", err=True)
+
     plaintext = bootstrap_admin_key(store)
     if plaintext is not None:
         typer.secho(
@@ -108,7 +118,9 @@ def serve(
     if workers == 1:
         from warden.service import create_app
 
-        app = create_app(moderator=moderator, store=store, settings=settings, shadow_moderator=shadow_moderator)
+        dispatcher = WebhookDispatcher.from_settings(store, webhooks) if webhooks is not None else None
+        app = create_app(moderator=moderator, store=store, settings=settings, shadow_moderator=shadow_moderator,
+                         dispatcher=dispatcher)
         uvicorn.run(app, host=host, port=port, log_config=log_config, proxy_headers=False)
         return
     # Several processes: each worker builds its own app from the environment.

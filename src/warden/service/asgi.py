@@ -4,7 +4,8 @@
 
 Reads WARDEN_POLICY (default policies/default.yaml), WARDEN_DATABASE_URL (default
 sqlite:///warden.db), the WARDEN_MAX_* limits, WARDEN_SHADOW_POLICY (a candidate policy run in
-shadow mode) and WARDEN_ARCHIVE_CONTENT. Does not run migrations (`warden db upgrade`
+shadow mode), WARDEN_ARCHIVE_CONTENT and WARDEN_WEBHOOK_* (enforcement webhooks, see
+`warden.enforce.dispatcher.WebhookSettings`). Does not run migrations (`warden db upgrade`
 or `warden serve` do).
 """
 
@@ -14,6 +15,7 @@ import os
 
 from fastapi import FastAPI
 
+from warden.enforce.dispatcher import WebhookDispatcher, WebhookSettings
 from warden.service.app import create_app
 from warden.service.logs import install_log_redaction
 from warden.service.settings import ServiceSettings
@@ -31,4 +33,7 @@ def create_app_from_env() -> FastAPI:
     settings = ServiceSettings.from_env()
     shadow = Moderator.from_file(settings.shadow_policy) if settings.shadow_policy else None
     store = Store.from_url(auth_cache_seconds=SERVICE_AUTH_CACHE_SECONDS)
-    return create_app(moderator=moderator, store=store, settings=settings, shadow_moderator=shadow)
+    webhooks = WebhookSettings.from_env()  # one dispatcher per worker: leases keep them from double-sending
+    dispatcher = WebhookDispatcher.from_settings(store, webhooks) if webhooks is not None else None
+    return create_app(moderator=moderator, store=store, settings=settings, shadow_moderator=shadow,
+                      dispatcher=dispatcher)

@@ -33,7 +33,8 @@ def test_upgrade_from_0001_to_head_keeps_data(empty_db_url: str) -> None:
         store.append_audit("t", "before-0002")
         store.upgrade()
         assert store.current_revision() == store.head_revision()
-        assert {"content", "shadow_decisions", "review_outcomes", "review_tasks", "users"} <= set(inspect(store.engine).get_table_names())
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"content", "shadow_decisions", "review_outcomes", "review_tasks", "users"} <= tables
         assert store.get_decision("keep-me") is not None
         assert store.audit_events(event="before-0002")
         store.upgrade()  # idempotent

@@ -19,7 +19,8 @@ app = typer.Typer(
     add_completion=False,
 )
 policy_app = typer.Typer(help="Validate and compare policy files.", no_args_is_help=True)
-models_app = typer.Typer(help="Build and inspect model artifacts.", no_args_is_help=True)
+models_app = typer.Typer(help="Build model artifacts; the model registry: list, gate, promote, rollback.",
+                         no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
 
@@ -130,23 +131,50 @@ def classify(
 
 @app.command("train")
 def train(
-    out: Annotated[Path, typer.Option(help="Output model directory.")] = Path("models/text-v1"),
+    out: Annotated[Path | None, typer.Option(help="Output model directory (default models/text-v1; with "
+                                             "--with-reviews the registry chooses it).")] = None,
     data: Annotated[Path | None, typer.Option(help="Datasets folder (default: $WARDEN_DATA or "
                                               "../shared/datasets).")] = None,
     policy: PolicyOption = Path(DEFAULT_POLICY_PATH),
     seed: Annotated[int, typer.Option(help="Random seed for splits and models.")] = 0,
     max_per_source: Annotated[int | None, typer.Option(help="Cap rows per source dataset (faster runs).")] = None,
+    with_reviews: Annotated[bool, typer.Option("--with-reviews", help="Add reviewer labels from the store and "
+                                               "register the result as a candidate in the model registry (see "
+                                               "`warden models --help`).")] = False,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="With --with-reviews: the store "
+                                                     "holding reviewer labels (default: env WARDEN_DATABASE_URL, "
+                                                     "else sqlite:///warden.db).")] = None,
+    registry: Annotated[Path | None, typer.Option("--registry", help="With --with-reviews: the model registry "
+                                                  "(default: env WARDEN_MODEL_REGISTRY, else "
+                                                  "models/registry).")] = None,
+    sources: Annotated[str | None, typer.Option("--sources", help="With --with-reviews: only these dataset "
+                                                "sources, comma-separated (small runs).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="With --with-reviews: skip leave-one-source-out and "
+                                        "speed runs, 20 bootstrap resamples (small runs).")] = False,
 ) -> None:
     """Train the text model (fast linear tier + calibrated MiniLM heads) and write its model card.
 
     Reads the shared labeled datasets, splits each into train/calibration/test, evaluates on
     the held-out test split and on left-out datasets, and writes weights, metrics.json and
-    MODEL_CARD.md into OUT.
+    MODEL_CARD.md into OUT. With --with-reviews, reviewer labels join the data and the model
+    becomes a candidate version to gate, shadow and promote (`warden models`).
     """
     from warden.learn.text_data import data_dir
     from warden.learn.train import run_training
     from warden.policy import load_policy
 
+    if with_reviews:
+        from warden.cli.models import train_with_reviews
+
+        if out is not None:
+            raise _fail("--out cannot be combined with --with-reviews: the registry chooses the version folder")
+        train_with_reviews(policy=policy, data=data, database_url=database_url, registry=registry, seed=seed,
+                           max_per_source=max_per_source, quick=quick,
+                           sources=[s.strip() for s in sources.split(",") if s.strip()] if sources else None)
+        return
+    if database_url is not None or registry is not None or sources is not None or quick:
+        raise _fail("--database-url, --registry, --sources and --quick apply to --with-reviews only")
+    out = out or Path("models/text-v1")
     kwargs = {} if max_per_source is None else {"max_per_source": max_per_source}
     run_training(out, data_dir=data or data_dir(), policy=load_policy(policy, check_detectors=False), seed=seed,
                  **kwargs)
@@ -167,14 +195,26 @@ def _register_service_commands() -> None:
     from warden.cli.eval import eval_app
     from warden.cli.eval_ops import register as register_eval_ops
     from warden.cli.keys import keys_app
+    from warden.cli.learning import register as register_learning
+    from warden.cli.models import register as register_models
     from warden.cli.serve import serve
+    from warden.cli.users import users_app
+    from warden.cli.webhooks import register as register_webhooks
+    from warden.cli.worker import worker
 
     app.command("serve")(serve)
+    app.command("worker")(worker)
     app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
+    app.add_typer(users_app, name="users", help="Reviewer UI users: create, list, set-role, disable, passwd.")
     app.add_typer(db_app, name="db", help="Database migrations.")
     register_eval_ops(eval_app)
     app.add_typer(eval_app, name="eval", help="Measure quality: reports, thresholds, comparisons, gates, backtests.")
     app.add_typer(datasets_app, name="datasets", help="Labeled dataset manifests and golden sets.")
+    register_models(models_app)  # warden models list|show|history|gate|promote|rollback
+    register_webhooks(app)  # warden webhooks ..., warden strikes show
+    review_app = typer.Typer(help="Human review: queues and the active-learning lane.", no_args_is_help=True)
+    register_learning(review_app)  # warden review fill-learning
+    app.add_typer(review_app, name="review")
 
 
 _register_service_commands()

@@ -12,8 +12,8 @@ from warden.core.policy import (
     Policy,
     Review,
     Severity,
-    StrikeStep,
     Strikes,
+    StrikeStep,
     Threshold,
     Tier,
 )

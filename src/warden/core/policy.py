@@ -7,6 +7,7 @@ defines and validates the shape; reading YAML files lives in `warden.policy`.
 
 from __future__ import annotations
 
+import itertools
 import re
 from enum import StrEnum
 from typing import Any, Literal
@@ -208,7 +209,7 @@ class Strikes(_Strict):
     @field_validator("ladder")
     @classmethod
     def _ascending(cls, v: tuple[StrikeStep, ...]) -> tuple[StrikeStep, ...]:
-        for a, b in zip(v, v[1:], strict=False):
+        for a, b in itertools.pairwise(v):
             if not (b.at > a.at and list(AccountAction).index(b.action) > list(AccountAction).index(a.action)):
                 raise ValueError(f"ladder steps must rise in both 'at' and action severity; "
                                  f"got {a.action.value}@{a.at} then {b.action.value}@{b.at}")

@@ -32,12 +32,15 @@ from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import SQLAlchemyError
 
 import warden
-from warden.core import Content, Decision
+from warden.core import Content, Decision, Policy
+from warden.enforce.dispatcher import WebhookDispatcher
 from warden.ingest import InvalidItem, parse_item
+from warden.pipelines.record import DecisionRecorder, ReviewRecorder
 from warden.service.auth import require_roles
 from warden.service.errors import ApiError, error_body, install_error_handlers
 from warden.service.metrics import MetricsMiddleware, ServiceMetrics
 from warden.service.middleware import BodySizeLimitMiddleware
+from warden.service.review_api import router as review_router
 from warden.service.schemas import (
     ERROR_RESPONSES,
     BatchOut,
@@ -50,6 +53,7 @@ from warden.service.schemas import (
 )
 from warden.service.settings import ServiceSettings
 from warden.service.shadow import ShadowRunner
+from warden.service.ui import install_ui
 from warden.store import ApiKeyRecord, Store
 
 log = logging.getLogger("warden.service")
@@ -71,10 +75,12 @@ def create_app(
     store: Store,
     settings: ServiceSettings | None = None,
     shadow_moderator: ModeratorLike | None = None,
+    dispatcher: WebhookDispatcher | None = None,
 ) -> FastAPI:
     """`shadow_moderator`: a candidate policy run beside the live one on every /v1/moderate
     request, off the request path (see `warden.service.shadow`); its decisions are stored,
-    never returned or acted on."""
+    never returned or acted on. `dispatcher`: delivers the enforcement outbox as webhooks in a
+    background thread for the app's lifetime (`warden serve` passes one when WARDEN_WEBHOOK_URL is set)."""
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
     shadow = (
@@ -85,7 +91,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if dispatcher is not None:
+            dispatcher.start()
         yield
+        if dispatcher is not None:
+            await run_in_threadpool(dispatcher.stop)
         if shadow is not None:
             await run_in_threadpool(shadow.stop)
 
@@ -110,12 +120,21 @@ def create_app(
     if shadow is not None:
         log.info("shadow mode: candidate policy version %s beside the live one", shadow.policy_version)
     install_error_handlers(app)
+    install_ui(app)  # /ui: the reviewer and admin web UI (session cookies, not API keys)
     # Last added is outermost: metrics see everything, including 413s from the size limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     policy = moderator.policy
     allowed_surfaces = tuple(getattr(policy, "surfaces", ()) or ()) or None
+    # Decisions, review tasks and enforcement outbox are recorded together (one transaction);
+    # review and enforcement need a real Policy (its review and enforcement sections).
+    live_policy = policy if isinstance(policy, Policy) else None
+    recorder = app.state.recorder = DecisionRecorder(store, live_policy, archive_content=settings.archive_content)
+    app.state.review = recorder.review
+    app.state.enforcement = recorder.enforcement
+    app.state.review_recorder = ReviewRecorder(store, live_policy) if live_policy is not None else None
+    app.include_router(review_router)
 
     # -- routes ------------------------------------------------------------------------
     @app.post(
@@ -186,24 +205,16 @@ def create_app(
         if len(decisions) != len(contents):
             raise RuntimeError(f"moderator returned {len(decisions)} decisions for {len(contents)} items")
         try:
-            with store.transaction() as tx:
-                stored = store.save_decisions(decisions, tx=tx)
-                if settings.archive_content:
-                    store.archive_content(contents, tx=tx)
-                store.append_audit(
-                    actor=f"api_key:{key.id}",
-                    event="moderate",
-                    subject="batch" if is_batch else decisions[0].decision_id,
-                    details={
-                        "key_name": key.name,
-                        "items": len(decisions),
-                        "stored": stored,
-                        "policy_version": decisions[0].policy_version if decisions else None,
-                        "actions": dict(CounterDict(d.action.value for d in decisions)),
-                        "decision_ids": [d.decision_id for d in decisions],
-                    },
-                    tx=tx,
-                )
+            stored = recorder.record(
+                contents, decisions, actor=f"api_key:{key.id}", event="moderate",
+                subject="batch" if is_batch else decisions[0].decision_id,
+                details={
+                    "key_name": key.name,
+                    "policy_version": decisions[0].policy_version if decisions else None,
+                    "actions": dict(CounterDict(d.action.value for d in decisions)),
+                    "decision_ids": [d.decision_id for d in decisions],
+                },
+            ).stored
         except SQLAlchemyError as exc:
             log.error("storing decisions failed: %s", type(exc).__name__)
             raise ApiError(503, "storage_unavailable", "the decision store is unavailable; retry later") from None

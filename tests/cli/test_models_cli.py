@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 from warden.cli.main import app
 from warden.learn import text_data as td
+from warden.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAMPION = ROOT / "models" / "text-v1"
+LIVE = load_policy(ROOT / "policies" / "default.yaml", check_detectors=False).version
 runner = CliRunner()
 
 pytestmark = [
@@ -101,7 +103,7 @@ def test_retrain_gate_shadow_promote_rollback(world) -> None:
     assert json.loads((model_dir / "linear.json").read_text())["version"] == "text-v2"
     assert "| reviewer |" in (model_dir / "MODEL_CARD.md").read_text()
     cand_policy = policy.with_name("default.text-v2.yaml")
-    assert load_policy(cand_policy, check_detectors=False).version == "2026.11.22-3+text-v2"
+    assert load_policy(cand_policy, check_detectors=False).version == f"{LIVE}+text-v2"
 
     # 2. no gate yet: promotion refused, nothing changes
     res, out = invoke("models", "promote", "text-v2", *common)
@@ -119,7 +121,7 @@ def test_retrain_gate_shadow_promote_rollback(world) -> None:
     res, out = invoke("models", "gate", "text-v2", "--gates", world["tmp"] / "gates-pass.yaml", *common)
     assert res.exit_code == 0, out
     gate = ModelRegistry(registry).get("text-v2").latest_gate
-    assert gate.passed and gate.champion == "text-v1" and gate.candidate_policy_version == "2026.11.22-3+text-v2"
+    assert gate.passed and gate.champion == "text-v1" and gate.candidate_policy_version == f"{LIVE}+text-v2"
 
     # 5. shadow mode: the candidate policy beside the live one, compared by `warden eval shadow`
     from warden.core import Content
@@ -137,19 +139,19 @@ def test_retrain_gate_shadow_promote_rollback(world) -> None:
     assert shadow.submit(items, live_decisions)
     assert shadow.drain(timeout=60)
     shadow.stop()
-    pairs = store.shadow_comparisons(policy_version="2026.11.22-3+text-v2")
-    assert len(pairs) == 4 and {sh.policy_version for _, sh in pairs} == {"2026.11.22-3+text-v2"}
-    assert {lv.policy_version for lv, _ in pairs} == {"2026.11.22-3"}
+    pairs = store.shadow_comparisons(policy_version=f"{LIVE}+text-v2")
+    assert len(pairs) == 4 and {sh.policy_version for _, sh in pairs} == {f"{LIVE}+text-v2"}
+    assert {lv.policy_version for lv, _ in pairs} == {LIVE}
     store.close()
-    res, out = invoke("eval", "shadow", "--database-url", url, "--candidate-version", "2026.11.22-3+text-v2",
+    res, out = invoke("eval", "shadow", "--database-url", url, "--candidate-version", f"{LIVE}+text-v2",
                       "--bootstrap", "10")
     assert res.exit_code == 0, out
-    assert "2026.11.22-3+text-v2" in out and "4 items" in out
+    assert f"{LIVE}+text-v2" in out and "4 items" in out
 
     # 6. promote: the gated candidate policy becomes the live policy; audit event written
     res, out = invoke("models", "promote", "text-v2", "--database-url", url, *common)
     assert res.exit_code == 0, out
-    assert "2026.11.22-3 -> 2026.11.22-3+text-v2" in out and "detectors.linear.params.model_dir" in out
+    assert f"{LIVE} -> {LIVE}+text-v2" in out and "detectors.linear.params.model_dir" in out
     assert policy.read_text() == cand_policy.read_text()
     assert ModelRegistry(registry).champion().version == "text-v2"
 
@@ -157,7 +159,7 @@ def test_retrain_gate_shadow_promote_rollback(world) -> None:
     res, out = invoke("models", "rollback", "--database-url", url, *common)
     assert res.exit_code == 0, out
     assert "rolled back to text-v1 (was text-v2)" in out
-    assert policy.read_text() == original.replace('version: "2026.11.22-3"', 'version: "2026.11.22-3+text-v1"')
+    assert policy.read_text() == original.replace(f'version: "{LIVE}"', f'version: "{LIVE}+text-v1"')
     reg = ModelRegistry(registry)
     assert reg.champion().version == "text-v1" and reg.get("text-v2").status is Status.RETIRED
 
@@ -165,8 +167,8 @@ def test_retrain_gate_shadow_promote_rollback(world) -> None:
     events = [(e.event, e.subject, e.details["policy_version_new"]) for e in store.audit_events()
               if e.event.startswith("model.")]
     store.close()
-    assert events == [("model.promote", "model:text-v2", "2026.11.22-3+text-v2"),
-                      ("model.rollback", "model:text-v1", "2026.11.22-3+text-v1")]
+    assert events == [("model.promote", "model:text-v2", f"{LIVE}+text-v2"),
+                      ("model.rollback", "model:text-v1", f"{LIVE}+text-v1")]
     res, out = invoke("models", "list", "--json", *common)
     assert res.exit_code == 0, out
     assert [(v["version"], v["status"]) for v in json.loads(res.stdout)] == [("text-v1", "champion"),

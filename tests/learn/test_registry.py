@@ -40,6 +40,7 @@ from warden.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE_POLICY = ROOT / "policies" / "default.yaml"
+LIVE = load_policy(LIVE_POLICY, check_detectors=False).version  # the shipped policy's version
 
 
 def fake_model(folder: Path, version: str, *, weight: bytes = b"w1") -> Path:
@@ -211,7 +212,7 @@ def test_promote_refused_when_the_live_policy_or_candidate_policy_changed(world)
         promote_policy(registry=reg, version=version, live_policy=world["policy"], actor="tester")
     cand.write_text(original)
     live = world["policy"].read_text()
-    world["policy"].write_text(live.replace('version: "2026.11.22-3"', 'version: "2026.11.22-4"'))
+    world["policy"].write_text(live.replace(f'version: "{LIVE}"', f'version: "{LIVE}-edited"'))
     with pytest.raises(PromotionRefused, match=r"live policy .* changed since the gate"):
         promote_policy(registry=reg, version=version, live_policy=world["policy"], actor="tester")
 
@@ -237,7 +238,7 @@ def test_promote_then_rollback_restores_the_previous_champion_and_policy(world) 
     assert (change.previous.version, change.champion.version) == ("text-v1", "text-v2")
     assert reg.champion().version == "text-v2" and reg.get("text-v1").status is Status.RETIRED
     promoted = load_policy(world["policy"], check_detectors=False)
-    assert promoted.version == pol.new_version == policy_version_for(old.version, "text-v2") == "2026.11.22-3+text-v2"
+    assert promoted.version == pol.new_version == policy_version_for(old.version, "text-v2") == f"{LIVE}+text-v2"
     assert promoted.detectors["linear"].params["model_dir"] == "../models/registry/text-v2/model"
     assert {c.path for c in pol.changes} == {"version", "detectors.linear.params.model_dir",
                                              "detectors.minilm.params.model_dir"}
@@ -248,9 +249,9 @@ def test_promote_then_rollback_restores_the_previous_champion_and_policy(world) 
     assert reg.champion().version == "text-v1" and reg.get("text-v2").status is Status.RETIRED
     rolled = load_policy(world["policy"], check_detectors=False)
     # a new version (decisions made under text-v2 keep theirs), otherwise the original policy
-    assert rolled.version == "2026.11.22-3+text-v1" and rolled.version not in (old.version, promoted.version)
-    assert world["policy"].read_text() == original.replace('version: "2026.11.22-3"',
-                                                           'version: "2026.11.22-3+text-v1"')
+    assert rolled.version == f"{LIVE}+text-v1" and rolled.version not in (old.version, promoted.version)
+    assert world["policy"].read_text() == original.replace(f'version: "{LIVE}"',
+                                                           f'version: "{LIVE}+text-v1"')
     events = reg.history()
     assert [(e.event, e.version, e.previous, e.actor) for e in events[-2:]] == [
         ("promote", "text-v2", "text-v1", "alice"), ("rollback", "text-v1", "text-v2", "bob")]
@@ -280,7 +281,7 @@ def test_candidate_policy_sits_beside_the_live_policy(world) -> None:
     version = candidate(reg, world)
     cand = write_candidate_policy(reg, reg.get(version), world["policy"])
     assert cand.path == world["policy"].with_name("default.text-v2.yaml")
-    assert cand.version == "2026.11.22-3+text-v2"
+    assert cand.version == f"{LIVE}+text-v2"
     assert set(cand.model_dirs.values()) == {(world["registry"] / "text-v2" / "model").resolve()}
     p = load_policy(cand.path, check_detectors=False)
     assert p.detectors["keywords"].params["path"] == "banks/default.yaml"  # same folder: still the same bank

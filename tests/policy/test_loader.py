@@ -87,7 +87,7 @@ def test_yaml_syntax_and_shape_errors(tmp_path: Path) -> None:
 
 def test_diff_reports_threshold_and_action_changes() -> None:
     a = load_policy(DEFAULT_POLICY, check_detectors=False)
-    b = parse_policy(_default_text().replace('version: "2026.11.22-3"', 'version: "2026.11.22-4"')
+    b = parse_policy(_default_text().replace('version: "2026.11.22-4"', 'version: "2026.11.22-5"')
                      .replace("action: label", "action: limit"), check_detectors=False)
     changes = {c.path: c for c in diff_policies(a, b)}
     assert set(changes) == {"version", "categories.violence/graphic.action"}

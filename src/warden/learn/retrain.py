@@ -7,7 +7,7 @@ and move the live policy between model versions (promote / rollback).
 
 Policies and models move together. A candidate policy is the live policy's text with two
 edits: every detector `model_dir` that points at the champion now points at the candidate,
-and `version` becomes `<live base version>+<model version>` (e.g. `2026.11.22-3+text-v2`).
+and `version` becomes `<live base version>+<model version>` (e.g. `2026.11.22-4+text-v2`).
 Decisions are idempotent per (content id, policy version), so a new model must mean a new
 policy version; the suffix makes the version name the model and never collide with a policy
 that used another model. Edits are textual (comments and layout of the live file survive)

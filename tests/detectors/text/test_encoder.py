@@ -94,7 +94,22 @@ def test_output_shape_norm_and_empty(int8: MiniLMEncoder) -> None:
 
 def test_int8_close_to_fp32(fp32: MiniLMEncoder, int8: MiniLMEncoder) -> None:
     cos = (fp32.encode(TEXTS) * int8.encode(TEXTS)).sum(1)
-    assert cos.mean() > 0.98 and cos.min() > 0.95
+    assert cos.mean() > 0.99 and cos.min() > 0.97
+
+
+def test_int8_graph_masks_padding(int8: MiniLMEncoder) -> None:
+    """The encoder never pads (it batches equal lengths), but the graph must still honour the
+    mask: a padded batch gives each row its unpadded embedding."""
+    ids = int8.tokenize(TEXTS[:4])
+    width = max(len(x) for x in ids)
+    input_ids = np.zeros((len(ids), width), dtype=np.int64)
+    mask = np.zeros_like(input_ids)
+    for r, x in enumerate(ids):
+        input_ids[r, :len(x)] = x
+        mask[r, :len(x)] = 1
+    padded = int8._sess.run(["embeddings"], {"input_ids": input_ids, "attention_mask": mask})[0]
+    alone = int8.encode(TEXTS[:4])
+    assert np.abs(padded - alone).max() < 1e-5
 
 
 def test_deterministic_and_batch_independent(int8: MiniLMEncoder) -> None:
@@ -117,7 +132,7 @@ def test_semantic_sanity(int8: MiniLMEncoder) -> None:
     e = int8.encode(["I am going to hurt you badly", "I will beat you up", "The bakery sells fresh bread",
                      "Win a free iPhone, click this link now", "Congratulations, you won a prize! Claim it here"])
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2
-    assert e[3] @ e[4] > e[3] @ e[2] + 0.2
+    assert e[3] @ e[4] > e[3] @ e[2] + 0.15  # fp32 itself gives 0.19 vs 0.03 here
 
 
 def test_truncation(int8: MiniLMEncoder) -> None:

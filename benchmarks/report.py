@@ -69,6 +69,17 @@ def classify(res: dict[str, Any]) -> str:
                 f"* {tier}: detector seconds {ip['detector_s']}, items per detector {ip['detector_items']}, "
                 f"outside detectors (reading, decide, JSON) {ip['outside_detectors_s']} s"
             )
+    multi = [(tier, k, r[k]) for tier, r in res["tiers"].items() for k in r if k.startswith("process_w")]
+    if multi:
+        out += ["", "`warden classify --workers N` (N processes, each loading the models once; same sample):",
+                "", "| tier | processes | end-to-end texts/s (runs in s) | start-up s | excl. start-up texts/s "
+                "| vs 1 process | peak RSS MiB (largest process) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for tier, _k, pr in multi:
+            one = res["tiers"][tier].get("process", {}).get("texts_per_s")
+            ratio = f"{pr['texts_per_s'] / one:.2f}x" if one else "-"
+            out.append(f"| {tier} | {pr['workers']} | {_n(pr['texts_per_s'])} ({pr['wall_s']}) | "
+                       f"{pr['startup_wall_s_median']} | {_n(pr['texts_per_s_excl_startup'])} | {ratio} | "
+                       f"{pr['max_rss_mib_median']} |")
     sw = res["tiers"].get("cascade", {}).get("escalation_sweep")
     if sw:
         out.append(

@@ -181,3 +181,16 @@ def test_review_package_is_pure() -> None:
                 assert not name.startswith(banned), f"{path.name} imports {name}"
                 if name.startswith("warden."):
                     assert name.startswith(("warden.core", "warden.review")), f"{path.name} imports {name}"
+
+
+def test_media_references_are_copied_onto_tasks_for_the_reviewer_ui() -> None:
+    from review_helpers import make_decision, make_policy
+
+    from warden.core import Content
+    from warden.review.routing import route
+
+    policy = make_policy(qa_sample_rate=0.0)
+    content = Content(id="m1", text="maybe spam", metadata={"image_urls": ["https://cdn.example/a.jpg"],
+                                                             "secret_internal": "x"})
+    (spec,) = route(policy, make_decision(policy, content, {"spam": 0.7}), content)
+    assert spec.details["metadata"] == {"image_urls": ["https://cdn.example/a.jpg"]}

@@ -176,21 +176,33 @@ def route(policy: Policy, decision: Decision, content: Content) -> tuple[TaskSpe
         "categories": categories, "severity": severity_of(policy, categories),
         "uncertainty": decision_uncertainty(policy, decision),
     }
+    media = _media_of(content)
     if decision.review_queue is not None:
         source: TaskSource = "uncertainty" if decision.uncertain else "routing"
         specs.append(TaskSpec(
             dedupe_key=f"{source}:{decision.decision_id}", queue=decision.review_queue, source=source,
             sla_hours=queue_sla_hours(policy, decision.review_queue),
-            details={"action": decision.action.value, "missing_signals": list(decision.missing_signals)},
+            details={"action": decision.action.value, "missing_signals": list(decision.missing_signals), **media},
             **common))
     if decision.qa_sample:
         queue = policy.review.default_queue
         specs.append(TaskSpec(
             dedupe_key=f"qa_sample:{decision.decision_id}", queue=queue, source="qa_sample",
             sla_hours=queue_sla_hours(policy, queue),
-            details={"action": decision.action.value, "sample_rate": policy.review.qa_sample_rate},
+            details={"action": decision.action.value, "sample_rate": policy.review.qa_sample_rate, **media},
             **common))
     return tuple(specs)
+
+
+#: Content metadata keys that reference media; copied onto tasks so the reviewer UI can show
+#: the images (blurred until clicked). Nothing else of the metadata is copied.
+MEDIA_KEYS: tuple[str, ...] = ("image_url", "image_urls", "images", "media")
+
+
+def _media_of(content: Content) -> dict[str, Any]:
+    meta = content.metadata or {}
+    picked = {k: meta[k] for k in MEDIA_KEYS if k in meta}
+    return {"metadata": picked} if picked else {}
 
 
 def report_task(policy: Policy, *, content_id: str, surface: str, reason: str, reporter: str | None,

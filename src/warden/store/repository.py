@@ -390,7 +390,8 @@ class Store:
         if not rows:
             return 0
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = insert(DecisionRow).on_conflict_do_nothing().returning(DecisionRow.decision_id)
+        table = DecisionRow.__table__  # a Core insert: skips the ORM bulk-insert machinery
+        stmt = insert(table).on_conflict_do_nothing().returning(table.c.decision_id)
         with self._using(tx) as s:
             inserted = s.execute(stmt, list(rows.values())).scalars().all()
         return len(inserted)

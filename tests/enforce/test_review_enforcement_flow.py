@@ -100,3 +100,25 @@ def test_review_then_appeal_overturn_sends_signed_webhooks_and_records_labels(se
     # Delivering again sends nothing: every action was delivered once (idempotency keys).
     before = len(receiver.requests)
     assert dispatcher.run_once().claimed == 0 and len(receiver.requests) == before
+
+
+def test_a_resubmission_with_other_text_queues_no_second_action(tmp_path) -> None:
+    from warden.pipelines.record import DecisionRecorder
+
+    store = Store.from_url(f"sqlite:///{tmp_path / 'r.db'}")
+    store.upgrade()
+    recorder = DecisionRecorder(store, POLICY)
+
+    def decision(score: float) -> tuple[Content, Decision]:
+        c = Content(id="same-id", text=f"text {score}", actor_id="u1")
+        return c, decide(POLICY, c, [DetectorResult(detector="fake", content_id=c.id, scores={"hate": score})])
+
+    c1, d1 = decision(0.95)  # remove
+    c2, d2 = decision(0.6)  # hold_for_review: another action for the same decision id
+    assert d1.decision_id == d2.decision_id and d1.action != d2.action
+    assert recorder.record([c1], [d1], actor="t", event="e", subject="s").stored == 1
+    assert recorder.record([c2], [d2], actor="t", event="e", subject="s").stored == 0
+    with store.engine.connect() as conn:
+        actions = conn.execute(text("SELECT action FROM enforcement_actions WHERE kind = 'content_action'")).all()
+    assert [a for (a,) in actions] == ["remove"]
+    store.close()

@@ -44,14 +44,18 @@ class DecisionRecorder:
         if len(contents) != len(decisions):
             raise ValueError(f"{len(decisions)} decisions for {len(contents)} items")
         with self.store.transaction() as tx:
-            stored = self.store.save_decisions(decisions, tx=tx)
+            new_ids = self.store.save_new_decisions(decisions, tx=tx)
+            stored = len(new_ids)
             if self.archive_content:
                 self.store.archive_content(contents, tx=tx)
             if self.review is not None:
                 self.review.enqueue_decisions(contents, decisions, tx=tx)  # archives the text of queued items
             if self.enforcement is not None:
+                # Only decisions stored now: a resubmission (even with other text) keeps the first
+                # stored decision, so it must not queue a second, different action.
                 for content, decision in zip(contents, decisions, strict=True):
-                    self.enforcement.record_decision(decision, actor_id=content.actor_id, tx=tx)
+                    if decision.decision_id in new_ids:
+                        self.enforcement.record_decision(decision, actor_id=content.actor_id, tx=tx)
             self.store.append_audit(actor=actor, event=event, subject=subject,
                                     details={**(details or {}), "items": len(decisions), "stored": stored}, tx=tx)
         return RecordResult(decisions=len(decisions), stored=stored)

@@ -364,7 +364,10 @@ class Store:
 
     # -- decisions -------------------------------------------------------------------
     def save_decisions(self, decisions: Iterable[Decision], *, tx: Session | None = None) -> int:
-        """Store decisions; returns how many were new.
+        return len(self.save_new_decisions(decisions, tx=tx))
+
+    def save_new_decisions(self, decisions: Iterable[Decision], *, tx: Session | None = None) -> set[str]:
+        """Store decisions; returns the decision ids that were new.
 
         Idempotent: a decision whose (content_id, policy_version) is already stored is skipped
         (`INSERT ... ON CONFLICT DO NOTHING`), so retries and resubmissions are safe and the
@@ -388,13 +391,13 @@ class Store:
                 "created_at": now,
             }
         if not rows:
-            return 0
+            return set()
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         table = DecisionRow.__table__  # a Core insert: skips the ORM bulk-insert machinery
         stmt = insert(table).on_conflict_do_nothing().returning(table.c.decision_id)
         with self._using(tx) as s:
             inserted = s.execute(stmt, list(rows.values())).scalars().all()
-        return len(inserted)
+        return set(inserted)
 
     def get_decision(self, id_: str) -> DecisionRecord | None:
         """By decision_id; else by content_id (the most recently stored policy version)."""
@@ -457,7 +460,7 @@ class Store:
             rows[c.id] = {"content_id": c.id, "text": c.text, "surface": c.surface, "actor_id": c.actor_id,
                           "created_at": now}
         if not rows:
-            return 0
+            return set()
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(ContentRow).on_conflict_do_nothing().returning(ContentRow.content_id)
         with self._using(tx) as s:
@@ -523,7 +526,7 @@ class Store:
                 "created_at": now,
             }
         if not rows:
-            return 0
+            return set()
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(ShadowDecisionRow).on_conflict_do_nothing().returning(ShadowDecisionRow.id)
         with self._transaction() as s:

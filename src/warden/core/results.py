@@ -21,10 +21,49 @@ class Span:
 
 
 @dataclass(frozen=True, slots=True)
+class Box:
+    """A rectangle in pixels of the original image (or video frame): top-left corner and size."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLocation:
+    """Where in an item's media a piece of evidence was found.
+
+    `part` indexes `Content.media`. `box` is a region of that image; `time_s` a position in a
+    video or audio part. `via` says the evidence is about text read from the part ("ocr",
+    later "asr"): the evidence's spans then index that extracted text, not `Content.text`.
+    """
+
+    part: int
+    box: Box | None = None
+    time_s: float | None = None
+    via: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"part": self.part}
+        if self.box is not None:
+            out["box"] = self.box.to_dict()
+        if self.time_s is not None:
+            out["time_s"] = round(self.time_s, 3)
+        if self.via is not None:
+            out["via"] = self.via
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """Why a detector scored a category: matched spans, the rule that fired, a rationale.
 
     `rule` names the bank entry / model head so a reviewer can trace it back to the policy.
+    `location` points into the item's media (an image region, a frame, text read by OCR).
     """
 
     category: str
@@ -32,6 +71,7 @@ class Evidence:
     spans: tuple[Span, ...] = ()
     detail: str = ""
     score: float | None = None
+    location: MediaLocation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"category": self.category, "rule": self.rule}
@@ -41,7 +81,23 @@ class Evidence:
             out["detail"] = self.detail
         if self.score is not None:
             out["score"] = round(self.score, 6)
+        if self.location is not None:
+            out["location"] = self.location.to_dict()
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedText:
+    """Text a detector read from one media part (OCR of an image; later speech in audio).
+
+    The Moderator moderates it with the policy's text detectors as a derived view of the item
+    (`DetectorResult.source` = `via`), so words inside memes and screenshots count.
+    """
+
+    part: int
+    text: str
+    via: str
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +108,11 @@ class DetectorResult:
     categories a detector does not cover are absent, not zero. A detector that cannot
     process an item returns a result with `error` set and no scores, instead of raising,
     so one bad item never fails a batch.
+
+    `source` is what the scores are about: "" or "text" for the item's own text, "image"
+    for its images, "ocr" for text read from its images. `decide` combines signals within a
+    source by maximum and across sources as the policy's `combine` section says. `texts` is
+    text the detector read from the item's media, for the Moderator to moderate.
     """
 
     detector: str
@@ -61,6 +122,8 @@ class DetectorResult:
     latency_ms: float = 0.0
     model_version: str = ""
     error: str | None = None
+    source: str = ""
+    texts: tuple[ExtractedText, ...] = ()
 
     def __post_init__(self) -> None:
         for cat, p in self.scores.items():
@@ -73,5 +136,6 @@ class DetectorResult:
         return self.error is None
 
     @classmethod
-    def failed(cls, detector: str, content_id: str, error: str, model_version: str = "") -> DetectorResult:
-        return cls(detector=detector, content_id=content_id, error=error, model_version=model_version)
+    def failed(cls, detector: str, content_id: str, error: str, model_version: str = "",
+               source: str = "") -> DetectorResult:
+        return cls(detector=detector, content_id=content_id, error=error, model_version=model_version, source=source)

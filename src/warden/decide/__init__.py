@@ -34,9 +34,35 @@ class CombinedScore:
 
 
 def combine_scores(policy: Policy, signals: Sequence[DetectorResult]) -> dict[str, CombinedScore]:
-    """Per category: the maximum over signals, where a tier's `supersedes` drops the scores
-    of the detectors it replaces for the categories it covers. Errored signals are ignored."""
+    """Per category, within each source (`DetectorResult.source`: the item's text, its images,
+    text read from its images): the maximum over signals, where a tier's `supersedes` drops the
+    scores of the detectors it replaces for the categories it covers. Across sources: the
+    policy's `combine` rule (`max` by default, or `noisy_or`). Errored signals are ignored."""
     ok = [s for s in signals if s.ok]
+    by_source: dict[str, list[DetectorResult]] = {}
+    for sig in ok:
+        by_source.setdefault(sig.source or "text", []).append(sig)
+    if len(by_source) <= 1:
+        return _combine_within(policy, ok)
+    per_source = [_combine_within(policy, sigs) for _, sigs in sorted(by_source.items())]
+    combined: dict[str, CombinedScore] = {}
+    for cat in policy.categories:
+        # Sorted, so the result never depends on signal order (floating-point products included).
+        parts = sorted((p[cat] for p in per_source if cat in p), key=lambda c: (c.score, c.detector))
+        if not parts:
+            continue
+        best = parts[-1]
+        if len(parts) == 1 or policy.combine.rule_for(cat) == "max":
+            combined[cat] = best
+        else:
+            clear = 1.0
+            for part in parts:
+                clear *= 1.0 - part.score
+            combined[cat] = CombinedScore(cat, min(1.0, max(0.0, 1.0 - clear)), best.detector)
+    return combined
+
+
+def _combine_within(policy: Policy, ok: Sequence[DetectorResult]) -> dict[str, CombinedScore]:
     dropped: set[tuple[str, str]] = set()  # (detector, category)
     for tier in policy.cascade:
         if not tier.supersedes:

@@ -9,6 +9,7 @@ APIs) amortise per-call cost; one item is simply a batch of one.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from warden.core import Content, DetectorResult, Modality
+from warden.core import Content, DetectorResult, ExtractedText, Modality
 
 
 class DetectorParams(BaseModel):
@@ -49,12 +50,17 @@ class Detector(ABC):
         written into policies and decisions and must survive refactors;
       - `modalities`: which content it can read;
       - `Params`: a `DetectorParams` subclass.
+    Media detectors read `Content.media` parts of their modalities and point evidence at them
+    (`Evidence.location`); a part they cannot read gives the item an error result.
     """
 
     name: ClassVar[str]
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.TEXT})
     Params: ClassVar[type[DetectorParams]] = NoParams
     version: ClassVar[str] = "1"
+    #: True when results carry `texts` read from media (OCR): the Moderator then moderates that
+    #: text with the text detectors of later tiers, so such a detector runs before them.
+    extracts_text: ClassVar[bool] = False
 
     def __init__(self, params: DetectorParams | None = None, *, instance: str | None = None,
                  context: DetectorContext | None = None) -> None:
@@ -91,9 +97,7 @@ class Detector(ABC):
             if item.modalities & self.modalities:
                 readable.append(i)
             else:
-                results[i] = DetectorResult.failed(
-                    self.instance, item.id, f"no {'/'.join(sorted(m.value for m in self.modalities))} content",
-                    self.model_version)
+                results[i] = self.failed(item, f"no {'/'.join(sorted(m.value for m in self.modalities))} content")
         if readable:
             sub = [batch[i] for i in readable]
             try:
@@ -102,7 +106,7 @@ class Detector(ABC):
                     raise RuntimeError(f"returned {len(out)} results for {len(sub)} items")
             except Exception as exc:
                 out = [self._detect_one_safely(item) for item in sub] if len(sub) > 1 else [
-                    DetectorResult.failed(self.instance, sub[0].id, f"{type(exc).__name__}: {exc}", self.model_version)
+                    self.failed(sub[0], f"{type(exc).__name__}: {exc}")
                 ]
             for i, res in zip(readable, out, strict=True):
                 results[i] = res
@@ -113,25 +117,37 @@ class Detector(ABC):
         try:
             return self._detect([item])[0]
         except Exception as exc:
-            return DetectorResult.failed(self.instance, item.id, f"{type(exc).__name__}: {exc}", self.model_version)
+            return self.failed(item, f"{type(exc).__name__}: {exc}")
 
     @abstractmethod
     def _detect(self, batch: Sequence[Content]) -> list[DetectorResult]:
         """Score items that all carry a readable modality; may raise (the wrapper isolates)."""
 
-    def result(self, item: Content, scores: dict[str, float], evidence: tuple = ()) -> DetectorResult:
+    def result(self, item: Content, scores: dict[str, float], evidence: tuple = (), *,
+               texts: tuple[ExtractedText, ...] = ()) -> DetectorResult:
         """Build a result for `item`, keeping only categories the policy defines."""
         cats = self.context.categories
         if cats:
             scores = {c: s for c, s in scores.items() if c in cats}
             evidence = tuple(e for e in evidence if e.category in cats)
         return DetectorResult(detector=self.instance, content_id=item.id, scores=scores,
-                              evidence=evidence, model_version=self.model_version)
+                              evidence=evidence, model_version=self.model_version, source=self.source,
+                              texts=texts)
+
+    @property
+    def source(self) -> str:
+        """What this detector's scores are about (`DetectorResult.source`): "" for text
+        detectors (the item's own text), else its media kind ("image")."""
+        if Modality.TEXT in self.modalities or not self.modalities:
+            return ""
+        return sorted(m.value for m in self.modalities)[0]
+
+    def failed(self, item: Content, error: str) -> DetectorResult:
+        """An error result for `item` (no scores), for a bad file or an unreadable part."""
+        return DetectorResult.failed(self.instance, item.id, error, self.model_version, source=self.source)
 
 
 def _with_latency(result: DetectorResult, latency_ms: float) -> DetectorResult:
     if result.latency_ms:
         return result
-    return DetectorResult(detector=result.detector, content_id=result.content_id, scores=dict(result.scores),
-                          evidence=result.evidence, latency_ms=latency_ms, model_version=result.model_version,
-                          error=result.error)
+    return dataclasses.replace(result, latency_ms=latency_ms)

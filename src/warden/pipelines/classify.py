@@ -39,19 +39,21 @@ def error_line(row: RawRow, message: str) -> dict[str, Any]:
 
 
 def classify_rows(moderator: Moderator, rows: Iterable[RawRow], *, surface: str,
-                  batch_size: int = 256) -> Iterator[dict[str, Any]]:
-    """Yield one output object per input row, in order; bad rows yield an error object."""
+                  batch_size: int = 256, media_root: Path | None = None) -> Iterator[dict[str, Any]]:
+    """Yield one output object per input row, in order; bad rows yield an error object.
+    `media_root`: the folder relative `media` file paths resolve against (the input's)."""
     chunk: list[RawRow] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) >= batch_size:
-            yield from classify_chunk(moderator, chunk, surface)
+            yield from classify_chunk(moderator, chunk, surface, media_root=media_root)
             chunk = []
     if chunk:
-        yield from classify_chunk(moderator, chunk, surface)
+        yield from classify_chunk(moderator, chunk, surface, media_root=media_root)
 
 
-def classify_chunk(moderator: Moderator, chunk: list[RawRow], surface: str) -> Iterator[dict[str, Any]]:
+def classify_chunk(moderator: Moderator, chunk: list[RawRow], surface: str, *,
+                   media_root: Path | None = None) -> Iterator[dict[str, Any]]:
     """Output lines for one chunk of rows (shared by the in-process and the parallel runner)."""
     parsed: list[Any] = []
     for row in chunk:
@@ -59,10 +61,11 @@ def classify_chunk(moderator: Moderator, chunk: list[RawRow], surface: str) -> I
             parsed.append(row.error)
             continue
         data = dict(row.data or {})
-        if data.get("id") is None:
-            data["id"] = str(row.index)  # stable ids make reruns idempotent
+        raw_id = data.get("id")
+        if raw_id is None or raw_id == "" or (isinstance(raw_id, float) and raw_id != raw_id):  # missing, "", NaN
+            data["id"] = str(row.index)  # stable ids make reruns idempotent (parse_item would draw a random one)
         try:
-            parsed.append(moderator.parse(data, default_surface=surface))
+            parsed.append(moderator.parse(data, default_surface=surface, media_root=media_root))
         except InvalidItem as exc:
             parsed.append(f"row {row.index}: {exc}")
     contents = [p for p in parsed if not isinstance(p, str)]
@@ -83,14 +86,16 @@ def classify_file(moderator: Moderator | None, input_path: Path, output: IO[str]
     total = count_rows(input_path, fmt) if progress or workers == 0 else None
     workers = resolve_workers(workers, total_rows=total)
     rows = read_rows(input_path, fmt)
+    media_root = input_path.resolve().parent  # `media` paths in rows are relative to the input file
     if workers > 1:
         if policy_path is None:
             raise ValueError("workers > 1 needs policy_path: each worker process loads the policy itself")
-        lines = classify_rows_parallel(policy_path, rows, surface=surface, workers=workers, batch_size=batch_size)
+        lines = classify_rows_parallel(policy_path, rows, surface=surface, workers=workers, batch_size=batch_size,
+                                       media_root=media_root)
     else:
         if moderator is None:
             raise ValueError("in-process classification needs a moderator")
-        lines = classify_rows(moderator, rows, surface=surface, batch_size=batch_size)
+        lines = classify_rows(moderator, rows, surface=surface, batch_size=batch_size, media_root=media_root)
     summary.workers = workers
     with _progress(progress, total) as advance:
         for line in lines:
@@ -106,15 +111,19 @@ def classify_file(moderator: Moderator | None, input_path: Path, output: IO[str]
 
 
 class _progress:
-    """A rich progress bar on stderr with rate and ETA; a no-op when disabled."""
+    """A rich progress bar on stderr with rate and ETA; a no-op when disabled. The callable it
+    returns advances by n rows (default 1). `completed` rows count as done from the start (a
+    resumed batch) without entering the rate, so the ETA reflects the work still to do."""
 
-    def __init__(self, enabled: bool, total: int | None) -> None:
+    def __init__(self, enabled: bool, total: int | None, *, label: str = "classifying", completed: int = 0) -> None:
         self.enabled = enabled
         self.total = total
+        self.label = label
+        self.completed = completed
 
     def __enter__(self):
         if not self.enabled:
-            return lambda: None
+            return lambda n=1: None
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -131,11 +140,11 @@ class _progress:
             def render(self, task):
                 return Text(f"{task.speed:,.0f} rows/s" if task.speed else "… rows/s")
 
-        self._bar = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+        self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), RateColumn(),
                              TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
         self._bar.start()
-        task = self._bar.add_task("classify", total=self.total)
-        return lambda: self._bar.advance(task)
+        task = self._bar.add_task(self.label, total=self.total, completed=self.completed)
+        return lambda n=1: self._bar.advance(task, n)
 
     def __exit__(self, *exc: object) -> None:
         if self.enabled:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,17 +38,36 @@ def resolve_workers(requested: int, *, total_rows: int | None) -> int:
     return max(1, cores)
 
 
-def _init_worker(policy_path: str) -> None:
+def _init_worker(policy_path: str, first: Callable[..., None] | None = None, first_args: tuple[Any, ...] = ()) -> None:
     global _WORKER_MODERATOR
     from warden.moderator import Moderator
 
+    if first is not None:  # before the slow model load, e.g. to ignore Ctrl-C from the start
+        first(*first_args)
     _WORKER_MODERATOR = Moderator.from_file(policy_path)
 
 
-def _classify_in_worker(chunk: list[RawRow], surface: str) -> list[dict[str, Any]]:
+def worker_moderator() -> Any:
+    """The Moderator this worker process loaded when it started (inside a `spawn_pool` worker)."""
+    if _WORKER_MODERATOR is None:
+        raise RuntimeError("not inside a worker started by spawn_pool: no Moderator was loaded here")
+    return _WORKER_MODERATOR
+
+
+def spawn_pool(policy_path: str | Path, *, workers: int, initializer: Callable[..., None] | None = None,
+               initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:
+    """A pool of `workers` spawned processes, each running `initializer(*initargs)` and then
+    loading `policy_path` once (see `worker_moderator`). Shared by `warden classify` and
+    `warden batch`: both must load models the same way."""
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(str(policy_path), initializer, initargs))
+
+
+def _classify_in_worker(chunk: list[RawRow], surface: str, media_root: Path | None = None) -> list[dict[str, Any]]:
     from warden.pipelines.classify import classify_chunk
 
-    return list(classify_chunk(_WORKER_MODERATOR, chunk, surface))
+    return list(classify_chunk(_WORKER_MODERATOR, chunk, surface, media_root=media_root))
 
 
 def _chunks(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
@@ -63,17 +82,15 @@ def _chunks(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
 
 
 def classify_rows_parallel(policy_path: str | Path, rows: Iterable[RawRow], *, surface: str, workers: int,
-                           batch_size: int = 256) -> Iterator[dict[str, Any]]:
+                           batch_size: int = 256, media_root: Path | None = None) -> Iterator[dict[str, Any]]:
     """Like `classify_rows`, on `workers` processes. Bad rows become error lines inside the
     workers as in-process; a chunk whose worker raises becomes error lines for its rows. A
     worker process that dies (killed, out of memory) breaks the pool: the rows not yet done
     are reported as error lines naming the cause, never silently dropped."""
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(str(policy_path),)) as pool:
+    with spawn_pool(policy_path, workers=workers) as pool:
         pending: deque[tuple[list[RawRow], Future[list[dict[str, Any]]]]] = deque()
         for chunk in _chunks(rows, batch_size):
-            pending.append((chunk, pool.submit(_classify_in_worker, chunk, surface)))
+            pending.append((chunk, pool.submit(_classify_in_worker, chunk, surface, media_root)))
             if len(pending) >= 2 * workers:
                 yield from _collect(*pending.popleft())
         while pending:

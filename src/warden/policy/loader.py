@@ -111,7 +111,11 @@ def detector_problems(policy: Policy) -> list[PolicyProblem]:
 
 
 def fingerprint(policy: Policy) -> str:
-    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    dumped = policy.model_dump(mode="json")
+    if policy.combine == type(policy.combine)():
+        # Sections added after a policy was written keep its fingerprint while left at their default.
+        dumped.pop("combine", None)
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -9,14 +9,18 @@ from warden.service.errors import body_too_large, error_response
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`path_limits` gives some paths their own limit (media uploads need more than JSON)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         declared = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
@@ -32,8 +36,8 @@ class BodySizeLimitMiddleware:
                     scope, receive, send
                 )
                 return
-            if length > self.max_bytes:
-                err = body_too_large(self.max_bytes)
+            if length > max_bytes:
+                err = body_too_large(max_bytes)
                 await error_response(err.status, err.code, err.message, err.details)(scope, receive, send)
                 return
 
@@ -44,8 +48,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise body_too_large(self.max_bytes)  # rendered by the ApiError handler
+                if received > max_bytes:
+                    raise body_too_large(max_bytes)  # rendered by the ApiError handler
             return message
 
         await self.app(scope, limited_receive, send)

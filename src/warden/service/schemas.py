@@ -40,6 +40,9 @@ class EvidenceOut(BaseModel):
     spans: list[dict[str, Any]] | None = None
     detail: str | None = None
     score: float | None = None
+    location: dict[str, Any] | None = Field(
+        default=None, description='Where in the item\'s media: {"part": index, "box": {x, y, width, height}} or '
+                                  '{"part": index, "via": "ocr"} (spans then index the text read from that image).')
 
 
 class ReasonOut(BaseModel):

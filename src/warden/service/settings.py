@@ -14,6 +14,8 @@ class ServiceSettings:
     #: holds one item at the 200,000-character limit even in 4-byte UTF-8, and bounds the
     #: memory one request can take.
     max_body_bytes: int = 2 * 1024 * 1024
+    #: Largest request body of POST /v1/moderate/media (multipart: the fields and every file).
+    max_media_body_bytes: int = 40 * 1024 * 1024
     #: Most items in one `{"items": [...]}` batch (422 beyond).
     max_batch_items: int = 100
     #: Longest `text` in characters (422 beyond, the message states the limit).

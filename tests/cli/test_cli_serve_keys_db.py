@@ -32,9 +32,9 @@ def db_url(tmp_path, monkeypatch) -> str:
 def test_db_upgrade_and_current(db_url: str) -> None:
     r = runner.invoke(app, ["db", "upgrade"])
     assert r.exit_code == 0, r.output
-    assert "revision 0003 (was empty)" in r.stdout
+    assert "revision 0004 (was empty)" in r.stdout
     r = runner.invoke(app, ["db", "current", "--database-url", db_url])
-    assert r.exit_code == 0 and "current: 0003; head: 0003" in r.stdout
+    assert r.exit_code == 0 and "current: 0004; head: 0004" in r.stdout
 
 
 def test_keys_create_list_revoke(db_url: str) -> None:

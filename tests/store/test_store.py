@@ -37,7 +37,7 @@ def test_upgrade_on_empty_database_creates_schema_and_is_idempotent(empty_db_url
     try:
         assert store.current_revision() is None
         store.upgrade()
-        assert store.current_revision() == store.head_revision() == "0003"
+        assert store.current_revision() == store.head_revision() == "0004"
         store.upgrade()  # second run is a no-op
         names = set(inspect(store.engine).get_table_names())
         assert {"decisions", "audit_log", "api_keys", "alembic_version"} <= names

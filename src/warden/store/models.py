@@ -350,3 +350,7 @@ __all__ = [
     "WebhookDeadLetterRow",
     "utcnow",
 ]
+
+# The hash bank tables live in their own module (migration 0004); importing it here registers
+# them on Base.metadata wherever the models are used (Alembic, the model-vs-migration test).
+from warden.store import hash_models as _hash_models  # noqa: E402,F401

@@ -162,17 +162,31 @@ def peers(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def stream(res: dict[str, Any]) -> str:
+    from stream_throughput import render
+
+    return render(res)
+
+
+def pg_load(res: dict[str, Any]) -> str:
+    from pg_load import render
+
+    return render(res)
+
+
 def main() -> int:
     names = ["classify_throughput"]
     names += sorted(p.stem for p in C.RESULTS.glob("api_latency*.json") if not p.stem.endswith((".quick", ".partial")))
     names += ["peers"]
-    fns = {"classify_throughput": classify, "peers": peers}
+    names += sorted(p.stem for p in C.RESULTS.glob("stream_throughput*.json") if not p.stem.endswith(".quick"))
+    names += ["pg_load"]
+    fns = {"classify_throughput": classify, "peers": peers, "stream_throughput": stream, "pg_load": pg_load}
     for name in names:
         res = _load(name)
         if res is None:
             print(f"## {name}: no results\n")
             continue
-        fn = fns.get(name, api)
+        fn = fns.get(name, stream if name.startswith("stream_throughput") else api)
         print(f"## {name}\n\nMachine: {machine(res)}\n\n{fn(res)}\n")
     return 0
 

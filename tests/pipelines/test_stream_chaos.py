@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from stream_support import REDIS_URL, unique_streams
 
 from warden.pipelines.stream import encode_event
@@ -22,31 +20,13 @@ from warden.pipelines.stream import encode_event
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "default.yaml"  # the real cascade: banks, linear, MiniLM
 N_EVENTS = 20_000
-PG_ADMIN_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 pytestmark = [pytest.mark.chaos, pytest.mark.redis, pytest.mark.postgres]
 
 
 @pytest.fixture
-def pg_url():
-    admin = create_engine(make_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        admin.dispose()
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"PostgreSQL is required when CI=true: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL unavailable ({type(exc).__name__}); set WARDEN_TEST_POSTGRES_URL")
-    name = f"warden_chaos_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def pg_url(pg_database_factory) -> str:
+    return pg_database_factory()
 
 
 @pytest.fixture

@@ -9,55 +9,24 @@ except with CI=true, where they fail.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from review_helpers import make_policy
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from pg_support import migrated
 from warden.core import Policy
 from warden.store import Store
 from warden.store.review_repo import ReviewRepository
 
-DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 _TABLES = "review_outcomes, labels, review_decisions, appeals, review_tasks, decisions, content"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"PostgreSQL is required when CI=true: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL unavailable ({reason}); set WARDEN_TEST_POSTGRES_URL to run these tests")
-
-
 @pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
+def pg_url(pg_database_factory: Callable[[], str]) -> str:
     """A fresh migrated database for this test module."""
-    admin_url = make_url(os.environ.get("WARDEN_TEST_POSTGRES_URL", DEFAULT_PG_ADMIN_URL))
-    if admin_url.drivername == "postgresql":
-        admin_url = admin_url.set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        admin.dispose()
-        _unavailable(f"{admin_url.render_as_string(hide_password=True)}: {type(exc).__name__}: {str(exc)[:200]}")
-    name = f"warden_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        s = Store.from_url(url)
-        s.upgrade()
-        s.close()
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return migrated(pg_database_factory())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

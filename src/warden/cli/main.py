@@ -92,8 +92,9 @@ def policy_diff(
 
 @app.command("classify")
 def classify(
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL, CSV or Parquet with a 'text' field "
-                                               "and an optional 'id'.")],
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL, CSV or Parquet with a 'text' field, "
+                                               "an optional 'id' and optional 'media' (image paths relative to "
+                                               "the file; see docs/media.md).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL, one line per input row ('-' for "
                                          "stdout).")],
     surface: Annotated[str, typer.Option(help="Surface whose thresholds apply to rows without their own.")] = "comment",
@@ -190,24 +191,32 @@ def build_encoder_cmd(force: Annotated[bool, typer.Option(help="Rebuild even if 
 
 
 def _register_service_commands() -> None:
+    from warden.cli.batch import batch
     from warden.cli.datasets import datasets_app
     from warden.cli.db import db_app
     from warden.cli.eval import eval_app
     from warden.cli.eval_ops import register as register_eval_ops
+    from warden.cli.hashing import hash_app
+    from warden.cli.judge import register as register_judge
     from warden.cli.keys import keys_app
     from warden.cli.learning import register as register_learning
     from warden.cli.models import register as register_models
     from warden.cli.serve import serve
+    from warden.cli.spark_batch import spark_batch
     from warden.cli.users import users_app
     from warden.cli.webhooks import register as register_webhooks
     from warden.cli.worker import worker
 
     app.command("serve")(serve)
     app.command("worker")(worker)
+    app.command("batch")(batch)
+    app.command("spark-batch")(spark_batch)
     app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys.")
     app.add_typer(users_app, name="users", help="Reviewer UI users: create, list, set-role, disable, passwd.")
     app.add_typer(db_app, name="db", help="Database migrations.")
+    app.add_typer(hash_app, name="hash", help="Hash images (PDQ, MD5), manage hash banks, look up matches.")
     register_eval_ops(eval_app)
+    register_judge(eval_app)  # warden eval judge (LLM-as-judge agreement)
     app.add_typer(eval_app, name="eval", help="Measure quality: reports, thresholds, comparisons, gates, backtests.")
     app.add_typer(datasets_app, name="datasets", help="Labeled dataset manifests and golden sets.")
     register_models(models_app)  # warden models list|show|history|gate|promote|rollback

@@ -11,6 +11,8 @@ Input contract of `POST /v1/moderate` (never a 500 for bad input):
   `warden.ingest.parse_item`); `text_too_long` — over `max_text_chars` (message states the
   limit); `batch_too_large` / `empty_batch` / `duplicate_id` for batches.
 * Empty text (`""`) is valid and moderated (usually `allow`): an empty comment is content.
+* A `media` field is refused (422): images are uploaded to `POST /v1/moderate/media`
+  (multipart/form-data), whose contract is in `warden.service.media_upload`.
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import warden
 from warden.core import Content, Decision, Policy
+from warden.detectors.providers.metrics import PROVIDER_METRICS
 from warden.enforce.dispatcher import WebhookDispatcher
 from warden.ingest import InvalidItem, parse_item
 from warden.pipelines.record import DecisionRecorder, ReviewRecorder
 from warden.service.auth import require_roles
 from warden.service.errors import ApiError, error_body, install_error_handlers
+from warden.service.hash_api import router as hash_router
+from warden.service.media_upload import MEDIA_REQUEST_BODY, parse_media_request
 from warden.service.metrics import MetricsMiddleware, ServiceMetrics
 from warden.service.middleware import BodySizeLimitMiddleware
 from warden.service.review_api import router as review_router
@@ -122,7 +127,8 @@ def create_app(
     install_error_handlers(app)
     install_ui(app)  # /ui: the reviewer and admin web UI (session cookies, not API keys)
     # Last added is outermost: metrics see everything, including 413s from the size limit.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       path_limits={"/v1/moderate/media": settings.max_media_body_bytes})
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     policy = moderator.policy
@@ -135,6 +141,7 @@ def create_app(
     app.state.enforcement = recorder.enforcement
     app.state.review_recorder = ReviewRecorder(store, live_policy) if live_policy is not None else None
     app.include_router(review_router)
+    app.include_router(hash_router)  # /v1/hashes: lookups and hash bank management
 
     # -- routes ------------------------------------------------------------------------
     @app.post(
@@ -195,6 +202,34 @@ def create_app(
         )
         if is_batch:
             return JSONResponse({"decisions": [d.to_dict() for d in decisions]})
+        return JSONResponse(decisions[0].to_dict())
+
+    @app.post(
+        "/v1/moderate/media",
+        tags=["moderation"],
+        summary="Moderate one item with images (multipart/form-data)",
+        response_model=None,
+        responses={
+            200: {"model": DecisionOut, "description": "The decision; evidence points at images by `location.part`"},
+            415: {"model": ErrorOut, "description": "Not multipart, or a file that is not a supported image"},
+            **ERROR_RESPONSES,
+        },
+        openapi_extra={"requestBody": MEDIA_REQUEST_BODY},
+    )
+    async def moderate_media(
+        request: Request, key: ApiKeyRecord = Depends(require_roles(*MODERATE_ROLES))
+    ) -> JSONResponse:
+        """Moderate a post with a caption and images (a profile with a bio and photos): text
+        fields as for /v1/moderate, files under `media` (see `warden.service.media_upload`
+        for every error code). Text read from the images (OCR) is moderated like the caption.
+        Shadow mode is not applied to uploads (their bytes would wait in its queue)."""
+        content = await parse_media_request(request, settings=settings, allowed_surfaces=allowed_surfaces,
+                                            moderator=moderator)
+        decisions, stored = await run_in_threadpool(_moderate_and_store, [content], key, False)
+        for d in decisions:
+            metrics.decisions.labels(d.action.value, d.surface).inc()
+        log.info("moderated media item parts=%d stored=%d key_id=%d action=%s", len(content.media), stored, key.id,
+                 decisions[0].action.value)
         return JSONResponse(decisions[0].to_dict())
 
     def _moderate_and_store(contents: list[Content], key: ApiKeyRecord, is_batch: bool) -> tuple[list[Decision], int]:
@@ -261,7 +296,9 @@ def create_app(
         "/metrics", tags=["operations"], summary="Prometheus metrics (no content, no auth)", response_class=Response
     )
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # The service's own metrics, then the provider adapters' (calls, errors, tokens, cost, cache).
+        body = generate_latest(metrics.registry) + generate_latest(PROVIDER_METRICS.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     # -- OpenAPI: the request models are documented, parsing is ours -------------------
     def custom_openapi() -> dict[str, Any]:

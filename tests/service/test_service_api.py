@@ -255,7 +255,7 @@ def test_storage_failure_is_503(client: TestClient, keys: Keys, store: Store, mo
     def fail(*_a, **_k):
         raise OperationalError("INSERT", {}, Exception("db down"))
 
-    monkeypatch.setattr(store, "save_decisions", fail)
+    monkeypatch.setattr(store, "save_new_decisions", fail)
     assert_error(client.post("/v1/moderate", json={"text": "x"}, headers=auth(keys.client)), 503, "storage_unavailable")
 
 

@@ -17,7 +17,6 @@ Input contract of `POST /v1/moderate` (never a 500 for bad input):
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter as CounterDict
@@ -40,6 +39,7 @@ from warden.enforce.dispatcher import WebhookDispatcher
 from warden.ingest import InvalidItem, parse_item
 from warden.pipelines.record import DecisionRecorder, ReviewRecorder
 from warden.service.auth import require_roles
+from warden.service.bodies import parse_json
 from warden.service.errors import ApiError, error_body, install_error_handlers
 from warden.service.hash_api import router as hash_router
 from warden.service.media_upload import MEDIA_REQUEST_BODY, parse_media_request
@@ -186,7 +186,7 @@ def create_app(
         (uuid4) when absent. Decisions are stored idempotently per (id, policy version): a
         resubmission is moderated again but stored once (the first stored decision wins)."""
         body = await request.body()
-        payload = _parse_json(body)
+        payload = parse_json(body)
         contents, is_batch = _parse_items(payload, settings, allowed_surfaces)
         decisions, stored = await run_in_threadpool(_moderate_and_store, contents, key, is_batch)
         if shadow is not None:
@@ -323,34 +323,6 @@ def create_app(
 
 
 # -- parsing helpers (pure) -----------------------------------------------------------
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_json(body: bytes) -> Any:
-    if not body.strip():
-        raise ApiError(400, "malformed_json", "request body is empty; send a JSON object")
-    try:
-        decoded = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(
-            400, "invalid_encoding", f"request body is not valid UTF-8 (byte offset {exc.start})", {"offset": exc.start}
-        ) from None
-    try:
-        return json.loads(decoded, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            400,
-            "malformed_json",
-            f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            {"line": exc.lineno, "column": exc.colno},
-        ) from None
-    except RecursionError:
-        raise ApiError(400, "malformed_json", "request body JSON is nested too deeply") from None
-    except ValueError as exc:  # NaN/Infinity, integers beyond the digit limit
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {str(exc)[:200]}") from None
-
-
 def _item_error(index: int | None, obj: object, exc: InvalidItem, settings: ServiceSettings) -> dict[str, Any]:
     text = obj.get("text") if isinstance(obj, dict) else None
     too_long = exc.field == "text" and isinstance(text, str) and len(text) > settings.max_text_chars

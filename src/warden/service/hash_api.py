@@ -18,7 +18,6 @@ category or action), `unknown_category` (not in the service policy), `invalid_ba
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -26,7 +25,7 @@ from typing import Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from warden.detectors.hashing.banks import (
@@ -44,6 +43,7 @@ from warden.detectors.hashing.md5 import validate_md5_hex
 from warden.detectors.hashing.pdq import DEFAULT_MAX_DISTANCE, MIN_QUALITY, ImageError, MissingDependency
 from warden.detectors.hashing.pdq import validate_pdq_hex as _validate_pdq
 from warden.service.auth import require_roles
+from warden.service.bodies import parse_model, validate_model
 from warden.service.errors import ApiError
 from warden.service.schemas import ERROR_RESPONSES
 from warden.store import ApiKeyRecord
@@ -138,42 +138,6 @@ class HashesIn(_In):
 # -- helpers -------------------------------------------------------------------------------
 def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_model(raw: bytes, model: type[BaseModel]) -> Any:
-    if not raw.strip():
-        raise ApiError(400, "malformed_json", "request body is empty; send a JSON object")
-    try:
-        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid_encoding", f"request body is not valid UTF-8 (byte offset {exc.start})",
-                       {"offset": exc.start}) from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json",
-                       f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                       {"line": exc.lineno, "column": exc.colno}) from None
-    except RecursionError:
-        raise ApiError(400, "malformed_json", "request body JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {str(exc)[:200]}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(422, "invalid_request", "the body must be a JSON object", {"got": type(payload).__name__})
-    return _validate(model, payload)
-
-
-def _validate(model: type[BaseModel], payload: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        errors = [{"loc": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]}
-                  for e in exc.errors(include_input=False, include_url=False)][:50]
-        first = errors[0]
-        raise ApiError(422, "invalid_request", f"{'.'.join(first['loc']) or 'body'}: {first['message']}",
-                       {"errors": errors}) from None
 
 
 async def _call(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
@@ -288,7 +252,7 @@ def _form_lookup(fields: dict[str, str]) -> ImageLookupIn:
             raise ApiError(422, "invalid_request", "max_distance: must be an integer from 0 to 31") from None
     if fields.get("banks", "").strip():
         payload["banks"] = [b.strip() for b in fields["banks"].split(",") if b.strip()]
-    return _validate(ImageLookupIn, payload)
+    return validate_model(ImageLookupIn, payload)
 
 
 def _lookup_response(decision: HashDecision, hashes: ImageHashes | None, *, skipped_low_quality: bool) -> dict:
@@ -326,7 +290,7 @@ async def lookup(request: Request, _key: ApiKeyRecord = Depends(require_roles(*L
     if not _is_json(request):
         raise ApiError(415, "unsupported_media_type", "send application/json ({\"pdq\": ...}) or multipart/form-data "
                        "with an 'image' file")
-    body = _parse_model(await request.body(), LookupIn)
+    body = parse_model(await request.body(), LookupIn)
     try:
         pdq = _validate_pdq(body.pdq) if body.pdq is not None else None
         md5 = validate_md5_hex(body.md5) if body.md5 is not None else None
@@ -355,7 +319,7 @@ async def list_banks(request: Request, _key: ApiKeyRecord = Depends(require_role
 @router.post("/v1/hashes/banks", summary="Create a hash bank", status_code=201, responses=ERROR_RESPONSES,
              openapi_extra=_body_doc(BankIn))
 async def create_bank(request: Request, key: ApiKeyRecord = Depends(require_roles(*ADMIN_ROLES))) -> JSONResponse:
-    body: BankIn = _parse_model(await request.body(), BankIn)
+    body: BankIn = parse_model(await request.body(), BankIn)
     _check_category(request, body.category)
     try:
         bank = Bank(name=body.name, category=body.category, action=body.action, report=body.report,
@@ -380,7 +344,7 @@ async def get_bank(request: Request, name: str = Path(min_length=1, max_length=1
               responses=ERROR_RESPONSES, openapi_extra=_body_doc(BankPatch))
 async def update_bank(request: Request, name: str = Path(min_length=1, max_length=128),
                       key: ApiKeyRecord = Depends(require_roles(*ADMIN_ROLES))) -> JSONResponse:
-    body: BankPatch = _parse_model(await request.body(), BankPatch)
+    body: BankPatch = parse_model(await request.body(), BankPatch)
     _check_category(request, body.category)
 
     def run() -> Any:
@@ -434,7 +398,7 @@ async def add_hashes(request: Request, name: str = Path(min_length=1, max_length
         items = [{"signal_type": "pdq", "signal": hashes.pdq.original, **meta},
                  {"signal_type": "md5", "signal": hashes.md5, **meta}]
     elif _is_json(request):
-        body: HashesIn = _parse_model(await request.body(), HashesIn)
+        body: HashesIn = parse_model(await request.body(), HashesIn)
         items = [h.model_dump() for h in body.hashes]
     else:
         raise ApiError(415, "unsupported_media_type", "send application/json or multipart/form-data")

@@ -15,7 +15,6 @@ A reviewer identified by an API key is `api_key:<id>` (in leases, labels and the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass
 from datetime import datetime
@@ -24,11 +23,12 @@ from typing import Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from warden.review.routing import MAX_REACH
 from warden.service.auth import require_roles
+from warden.service.bodies import M, parse_model
 from warden.service.errors import ApiError
 from warden.service.schemas import ERROR_RESPONSES
 from warden.store import ApiKeyRecord
@@ -126,38 +126,8 @@ def reviewer_id(key: ApiKeyRecord) -> str:
     return f"api_key:{key.id}"
 
 
-async def _body(request: Request, model: type[BaseModel]) -> Any:
-    body = await request.body()
-    if not body.strip():
-        raise ApiError(400, "malformed_json", "request body is empty; send a JSON object")
-    try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid_encoding", f"request body is not valid UTF-8 (byte offset {exc.start})",
-                       {"offset": exc.start}) from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json",
-                       f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                       {"line": exc.lineno, "column": exc.colno}) from None
-    except RecursionError:
-        raise ApiError(400, "malformed_json", "request body JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {str(exc)[:200]}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(422, "invalid_request", "the body must be a JSON object", {"got": type(payload).__name__})
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        # Location and message only: never echo the input back (it may be content).
-        errors = [{"loc": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]}
-                  for e in exc.errors(include_input=False, include_url=False)][:50]
-        first = errors[0]
-        raise ApiError(422, "invalid_request", f"{'.'.join(first['loc']) or 'body'}: {first['message']}",
-                       {"errors": errors}) from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+async def _body(request: Request, model: type[M]) -> M:
+    return parse_model(await request.body(), model)
 
 
 async def _call(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

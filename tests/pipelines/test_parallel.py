@@ -52,3 +52,14 @@ def test_resolve_workers() -> None:
     assert resolve_workers(0, total_rows=AUTO_PARALLEL_MIN_ROWS) >= 1
     with pytest.raises(ValueError, match="workers must be >= 0"):
         resolve_workers(-1, total_rows=None)
+
+
+def test_a_worker_that_cannot_load_the_policy_stops_the_run_with_the_cause(tmp_path: Path) -> None:
+    from warden.pipelines.parallel import WorkerStartError
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(BANKS_POLICY.read_text().replace("banks/default.yaml", "banks/missing.yaml"))
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "text": "x"}\n' * 3)
+    with pytest.raises(WorkerStartError, match="could not load the policy"):
+        _lines(None, src, workers=2, policy_path=policy)

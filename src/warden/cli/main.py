@@ -112,17 +112,24 @@ def classify(
     in input order. A row that cannot be processed gets an "error" field and the run goes on.
     """
     from warden.pipelines.classify import classify_file
+    from warden.pipelines.parallel import WorkerStartError
     from warden.pipelines.readers import UnreadableInput
+    from warden.policy import PolicyError, load_policy_file
 
-    moderator = _load_moderator(policy)  # also validates the policy and models before any worker starts
-    if surface not in moderator.policy.surfaces:
-        raise _fail(f"unknown surface {surface!r}; the policy defines: {', '.join(moderator.policy.surfaces)}")
+    try:  # validate before anything runs; models load only in the process(es) that moderate
+        surfaces = load_policy_file(policy).policy.surfaces
+    except (PolicyError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    if surface not in surfaces:
+        raise _fail(f"unknown surface {surface!r}; the policy defines: {', '.join(surfaces)}")
     out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8")
     try:
-        summary = classify_file(moderator, input_path, out, fmt=fmt, surface=surface, batch_size=batch_size,
-                                progress=progress, workers=workers, policy_path=policy)
+        summary = classify_file(lambda: _load_moderator(policy), input_path, out, fmt=fmt, surface=surface,
+                                batch_size=batch_size, progress=progress, workers=workers, policy_path=policy)
     except UnreadableInput as exc:
         raise _fail(str(exc)) from None
+    except WorkerStartError as exc:
+        raise _fail(f"{exc}\nRun with --workers 1 to see the full error.") from None
     finally:
         if out is not sys.stdout:
             out.close()

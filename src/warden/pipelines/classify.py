@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -74,11 +74,12 @@ def classify_chunk(moderator: Moderator, chunk: list[RawRow], surface: str, *,
         yield error_line(row, p) if isinstance(p, str) else decision_line(next(decisions))
 
 
-def classify_file(moderator: Moderator | None, input_path: Path, output: IO[str], *, fmt: str | None = None,
-                  surface: str = "comment", batch_size: int = 256, progress: bool = True,
+def classify_file(moderator: Moderator | Callable[[], Moderator] | None, input_path: Path, output: IO[str], *,
+                  fmt: str | None = None, surface: str = "comment", batch_size: int = 256, progress: bool = True,
                   workers: int = 1, policy_path: Path | None = None) -> ClassifySummary:
-    """`workers` > 1 moderates on that many processes, each loading `policy_path` (the
-    `moderator` may then be None); 0 picks automatically (see `resolve_workers`)."""
+    """`workers` > 1 moderates on that many processes, each loading `policy_path`; 0 picks
+    automatically (see `resolve_workers`). `moderator` may be a factory: it is called only
+    for an in-process run, so with several processes the parent never loads the models."""
     from warden.pipelines.parallel import classify_rows_parallel, resolve_workers
 
     fmt = detect_format(input_path, fmt)
@@ -95,6 +96,8 @@ def classify_file(moderator: Moderator | None, input_path: Path, output: IO[str]
     else:
         if moderator is None:
             raise ValueError("in-process classification needs a moderator")
+        if not isinstance(moderator, Moderator):
+            moderator = moderator()
         lines = classify_rows(moderator, rows, surface=surface, batch_size=batch_size, media_root=media_root)
     summary.workers = workers
     with _progress(progress, total) as advance:

@@ -38,17 +38,31 @@ def resolve_workers(requested: int, *, total_rows: int | None) -> int:
     return max(1, cores)
 
 
-def _init_worker(policy_path: str, first: Callable[..., None] | None = None, first_args: tuple[Any, ...] = ()) -> None:
-    global _WORKER_MODERATOR
-    from warden.moderator import Moderator
+_WORKER_LOAD_ERROR: str | None = None
 
+
+class WorkerStartError(RuntimeError):
+    """A worker process could not load the policy or its models: nothing can be moderated."""
+
+
+def _init_worker(policy_path: str, first: Callable[..., None] | None = None, first_args: tuple[Any, ...] = ()) -> None:
+    global _WORKER_MODERATOR, _WORKER_LOAD_ERROR
     if first is not None:  # before the slow model load, e.g. to ignore Ctrl-C from the start
         first(*first_args)
-    _WORKER_MODERATOR = Moderator.from_file(policy_path)
+    # An exception here would surface only as an opaque BrokenProcessPool: keep it and raise it
+    # with the first task instead (the parent does not load the models itself).
+    try:
+        from warden.moderator import Moderator
+
+        _WORKER_MODERATOR = Moderator.from_file(policy_path)
+    except Exception as exc:
+        _WORKER_LOAD_ERROR = f"{type(exc).__name__}: {exc}"
 
 
 def worker_moderator() -> Any:
     """The Moderator this worker process loaded when it started (inside a `spawn_pool` worker)."""
+    if _WORKER_LOAD_ERROR is not None:
+        raise WorkerStartError(f"a worker process could not load the policy: {_WORKER_LOAD_ERROR}")
     if _WORKER_MODERATOR is None:
         raise RuntimeError("not inside a worker started by spawn_pool: no Moderator was loaded here")
     return _WORKER_MODERATOR
@@ -67,7 +81,7 @@ def spawn_pool(policy_path: str | Path, *, workers: int, initializer: Callable[.
 def _classify_in_worker(chunk: list[RawRow], surface: str, media_root: Path | None = None) -> list[dict[str, Any]]:
     from warden.pipelines.classify import classify_chunk
 
-    return list(classify_chunk(_WORKER_MODERATOR, chunk, surface, media_root=media_root))
+    return list(classify_chunk(worker_moderator(), chunk, surface, media_root=media_root))
 
 
 def _chunks(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
@@ -102,6 +116,8 @@ def _collect(chunk: list[RawRow], future: Future[list[dict[str, Any]]]) -> Itera
 
     try:
         lines = future.result()
+    except WorkerStartError:
+        raise  # no row can succeed: stop with the cause instead of an error line per row
     except Exception as exc:  # a worker died or raised: report its rows, keep the run going
         message = f"worker failed: {type(exc).__name__}: {exc}"
         yield from (error_line(row, f"row {row.index}: {message}") for row in chunk)

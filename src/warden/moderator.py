@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
-from warden.core import Content, Decision, DetectorResult, Evidence, MediaLocation, Modality, Policy, Tier
+from warden.core import Content, Decision, DetectorResult, Evidence, ExtractedText, MediaLocation, Modality, Policy, Tier
 from warden.decide import combine_scores, decide
 from warden.detectors import registry
 from warden.detectors.base import Detector, DetectorContext
@@ -176,7 +176,7 @@ class Moderator:
                         produced.append((i, res))
                     else:
                         derived.setdefault((i, view.extracted.via, res.detector), []).append(
-                            (view.extracted.part, res))
+                            (view.extracted, res))
                 for (i, via, _), pairs in derived.items():
                     signals[i].extend(_merge_derived(items[i].id, via, pairs))
             for i, res in produced:
@@ -184,7 +184,7 @@ class Moderator:
                     text = extracted.text.strip()[: self.max_text_chars]
                     if text and 0 <= extracted.part < len(items[i].media):
                         views[i].append(_View(_derived_content(items[i], extracted.part, extracted.via, text),
-                                              _Extracted(extracted.part, extracted.via)))
+                                              _Extracted(extracted.part, extracted.via, extracted)))
         return [ModerationResult(decide(self.policy, item, sig), tuple(sig))
                 for item, sig in zip(items, signals, strict=True)]
 
@@ -218,6 +218,24 @@ def _in_band(combined: Mapping[str, Any], low: float, high: float) -> bool:
 class _Extracted:
     part: int
     via: str
+    source: ExtractedText  # what the extractor returned: maps spans of the text to times
+
+
+def _location(extracted: _Extracted, evidence: Evidence) -> MediaLocation:
+    """Evidence on derived text points at its media part and, for video/audio, at the time its
+    spans were shown or said. Spans index the text before the Moderator stripped it, so times
+    are looked up on the leading-whitespace-adjusted offsets."""
+    lead = len(extracted.source.text) - len(extracted.source.text.lstrip())
+    when = None
+    if extracted.source.times and evidence.spans:
+        start = min(sp.start for sp in evidence.spans) + lead
+        end = max(sp.end for sp in evidence.spans) + lead
+        when = extracted.source.time_of(start, end)
+    elif extracted.source.times:  # a whole-text score (a model head): the whole span of the text
+        when = (min(t.start_s for t in extracted.source.times), max(t.end_s for t in extracted.source.times))
+    if when is None:
+        return MediaLocation(part=extracted.part, via=extracted.via)
+    return MediaLocation(part=extracted.part, via=extracted.via, time_s=when[0], end_s=when[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,26 +252,25 @@ def _derived_content(item: Content, part: int, via: str, text: str) -> Content:
                    language=item.language, metadata=item.metadata)
 
 
-def _merge_derived(content_id: str, via: str, pairs: list[tuple[int, DetectorResult]]) -> list[DetectorResult]:
+def _merge_derived(content_id: str, via: str, pairs: list[tuple[_Extracted, DetectorResult]]) -> list[DetectorResult]:
     """One detector's results on an item's derived views (one per media part) as one signal of
     source `via`: the maximum per category, evidence pointing at the part it was read from. A
     view that failed adds an error signal naming the part."""
     out: list[DetectorResult] = []
     scores: dict[str, float] = {}
     evidence: list[Evidence] = []
-    ok = [(part, r) for part, r in pairs if r.ok]
-    for part, res in ok:
+    ok = [(ext, r) for ext, r in pairs if r.ok]
+    for ext, res in ok:
         for cat, p in res.scores.items():
             scores[cat] = max(p, scores.get(cat, 0.0))
-        where = MediaLocation(part=part, via=via)
-        evidence += [dataclasses.replace(e, location=where) for e in res.evidence]
+        evidence += [dataclasses.replace(e, location=_location(ext, e)) for e in res.evidence]
     if ok:
         first = ok[0][1]
         out.append(DetectorResult(detector=first.detector, content_id=content_id, scores=scores,
                                   evidence=tuple(evidence), latency_ms=sum(r.latency_ms for _, r in ok),
                                   model_version=first.model_version, source=via))
-    out += [DetectorResult.failed(res.detector, content_id, f"{via} text of media[{part}]: {res.error}",
-                                  res.model_version, source=via) for part, res in pairs if not res.ok]
+    out += [DetectorResult.failed(res.detector, content_id, f"{via} text of media[{ext.part}]: {res.error}",
+                                  res.model_version, source=via) for ext, res in pairs if not res.ok]
     return out
 
 

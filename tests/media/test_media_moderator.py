@@ -154,12 +154,13 @@ detectors:
 
 
 def test_derived_view_failures_name_the_part() -> None:
-    from warden.core import DetectorResult
-    from warden.moderator import _merge_derived
+    from warden.core import DetectorResult, ExtractedText
+    from warden.moderator import _Extracted, _merge_derived
 
     ok = DetectorResult(detector="words", content_id="x#ocr0", scores={"violence": 0.4})
     bad = DetectorResult.failed("words", "x#ocr1", "boom")
-    merged = _merge_derived("x", "ocr", [(0, ok), (1, bad)])
+    merged = _merge_derived("x", "ocr", [(_Extracted(0, "ocr", ExtractedText(0, "a", "ocr")), ok),
+                                         (_Extracted(1, "ocr", ExtractedText(1, "b", "ocr")), bad)])
     assert [(r.ok, r.source, r.content_id) for r in merged] == [(True, "ocr", "x"), (False, "ocr", "x")]
     assert merged[1].error == "ocr text of media[1]: boom"
 
@@ -173,3 +174,23 @@ def test_doubles_conform() -> None:
     check_detector(RednessDetector(), samples=samples)
     check_detector(ChunkOcrDetector(), samples=samples)
     check_detector(WordScoreDetector(), samples=samples)
+
+
+def test_evidence_on_timed_text_points_at_the_moment() -> None:
+    """Spans found in text read from video/audio carry the time range they were shown or said."""
+    from warden.core import DetectorResult, Evidence, ExtractedText, Span, TextTime
+    from warden.moderator import _Extracted, _merge_derived
+
+    source = ExtractedText(0, "  hello there. I will kill you", "asr",
+                           times=(TextTime(2, 14, 1.0, 2.5), TextTime(15, 30, 4.0, 6.0)))
+    # the Moderator strips the text, so spans index "hello there. I will kill you"
+    found = DetectorResult(detector="words", content_id="x#asr0", scores={"violence": 0.9},
+                           evidence=(Evidence("violence", "kill", spans=(Span(20, 24, "kill"),)),))
+    whole = DetectorResult(detector="model", content_id="x#asr0", scores={"violence": 0.7},
+                           evidence=(Evidence("violence", "model"),))
+    ext = _Extracted(0, "asr", source)
+    spot = _merge_derived("x", "asr", [(ext, found)])[0].evidence[0].location
+    assert (spot.part, spot.via, spot.time_s, spot.end_s) == (0, "asr", 4.0, 6.0)
+    assert spot.to_dict() == {"part": 0, "time_s": 4.0, "via": "asr", "end_s": 6.0}
+    span_all = _merge_derived("x", "asr", [(ext, whole)])[0].evidence[0].location
+    assert (span_all.time_s, span_all.end_s) == (1.0, 6.0)

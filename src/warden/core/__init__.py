@@ -18,7 +18,7 @@ from warden.core.policy import (
     Threshold,
     Tier,
 )
-from warden.core.results import Box, DetectorResult, Evidence, ExtractedText, MediaLocation, Span
+from warden.core.results import Box, DetectorResult, Evidence, ExtractedText, MediaLocation, Span, TextTime
 
 __all__ = [
     "DEFAULT_CATEGORIES",
@@ -45,6 +45,7 @@ __all__ = [
     "Review",
     "Severity",
     "Span",
+    "TextTime",
     "StrikeStep",
     "Strikes",
     "Threshold",

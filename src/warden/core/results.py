@@ -37,15 +37,22 @@ class Box:
 class MediaLocation:
     """Where in an item's media a piece of evidence was found.
 
-    `part` indexes `Content.media`. `box` is a region of that image; `time_s` a position in a
-    video or audio part. `via` says the evidence is about text read from the part ("ocr",
-    later "asr"): the evidence's spans then index that extracted text, not `Content.text`.
+    `part` indexes `Content.media`. `box` is a region of that image (or video frame); `time_s`
+    a position in a video or audio part, and with `end_s` a segment [time_s, end_s] of it (a
+    run of flagged frames, a spoken phrase). `via` says the evidence is about text read from
+    the part ("ocr", "asr"): the evidence's spans then index that extracted text, not
+    `Content.text`.
     """
 
     part: int
     box: Box | None = None
     time_s: float | None = None
     via: str | None = None
+    end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.end_s is not None and (self.time_s is None or self.end_s < self.time_s):
+            raise ValueError(f"MediaLocation.end_s ({self.end_s}) needs time_s <= end_s (time_s={self.time_s})")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"part": self.part}
@@ -53,6 +60,8 @@ class MediaLocation:
             out["box"] = self.box.to_dict()
         if self.time_s is not None:
             out["time_s"] = round(self.time_s, 3)
+        if self.end_s is not None:
+            out["end_s"] = round(self.end_s, 3)
         if self.via is not None:
             out["via"] = self.via
         return out
@@ -87,17 +96,39 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class TextTime:
+    """When the characters [start, end) of an extracted text were shown or spoken: the time
+    range [start_s, end_s] of the media part (an OCR'd video frame, a transcribed phrase)."""
+
+    start: int
+    end: int
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class ExtractedText:
-    """Text a detector read from one media part (OCR of an image; later speech in audio).
+    """Text a detector read from one media part (OCR of an image or of video frames, speech
+    in audio or a video's sound track).
 
     The Moderator moderates it with the policy's text detectors as a derived view of the item
-    (`DetectorResult.source` = `via`), so words inside memes and screenshots count.
+    (`DetectorResult.source` = `via`), so words inside memes and screenshots count. `times`
+    maps character ranges of `text` to times in the part (video, audio), so evidence found in
+    the text points at the moment it was shown or said.
     """
 
     part: int
     text: str
     via: str
     confidence: float | None = None
+    times: tuple[TextTime, ...] = ()
+
+    def time_of(self, start: int, end: int) -> tuple[float, float] | None:
+        """The time range covering characters [start, end), or None when no range overlaps."""
+        hits = [t for t in self.times if t.start < max(end, start + 1) and start < t.end]
+        if not hits:
+            return None
+        return min(t.start_s for t in hits), max(t.end_s for t in hits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -320,3 +320,54 @@ def test_actor_history_spans_decisions_and_reviews(store: Store, repo: ReviewRep
     hist = repo.actor_history("troll")
     assert sorted(d.content_id for d in hist.decisions) == ["h1", "h2"]
     assert all(r.content_id in ("h1", "h2") for r in hist.reviews)
+
+
+# -- escalation ------------------------------------------------------------------------------
+def test_escalate_hands_the_item_to_a_senior_queue(store: Store, policy: Policy) -> None:
+    pol = make_policy(queues={"default": {"sla_hours": 24}, "appeals": {"sla_hours": 48},
+                              "senior": {"sla_hours": 4}, "reports": {"sla_hours": 24}, "learning": {"sla_hours": 72},
+                              "priority": {"sla_hours": 1}},
+                      escalation_queue="senior")
+    assert pol.review.senior_queues == frozenset({"appeals", "senior"})
+    repo = ReviewRepository(store, policy=pol)
+    _, d = moderate(store, repo, pol, "esc1", {"hate": 0.6})
+    task = repo.lease_next("default", "alice")
+    assert task is not None
+    res = repo.submit(task.id, "alice", labels={"hate": True}, action="escalate", note="context needed",
+                      policy_version=pol.version)
+    assert not res.enforce and res.outcome is None and res.escalation_task_id is not None
+    senior = repo.get_task(res.escalation_task_id)
+    assert senior is not None
+    t = senior.task
+    assert (t.queue, t.source, t.decision_id, t.exclude_reviewer, t.parent_task_id) == (
+        "senior", task.source, d.decision_id, "alice", task.id)
+    assert (t.due_at - t.created_at) == timedelta(hours=4)
+    assert repo.lease_next("senior", "alice") is None  # the escalating reviewer never decides it
+    assert repo.lease_next("senior", "sam") is not None
+    out = repo.submit(t.id, "sam", labels={"hate": False}, action="allow", policy_version=pol.version)
+    # the senior's call is the one in force: it releases the held item (enforced like any held item)
+    assert out.enforce and out.original_action == "hold_for_review" and out.action == "allow"
+    assert [e.event for e in store.audit_events(event="review.escalated")] == ["review.escalated"]
+
+
+def test_escalated_appeal_keeps_its_appeal(store: Store, repo: ReviewRepository, policy: Policy) -> None:
+    """Without an escalation queue the appeal queue takes escalations; the appeal follows the task."""
+    _, d = moderate(store, repo, policy, "esc2", {"hate": 0.6})
+    task = repo.lease_next("default", "alice")
+    assert task is not None
+    repo.submit(task.id, "alice", labels={"hate": True}, action="remove", policy_version=policy.version)
+    appeal = repo.create_appeal(d.decision_id, reason="satire", appellant="u1")
+    assert appeal.task is not None
+    repo.lease(appeal.task.id, "bob")
+    esc = repo.submit(appeal.task.id, "bob", labels={"hate": True}, action="escalate", policy_version=policy.version)
+    assert esc.appeal is not None and esc.appeal.status == "open" and not esc.enforce
+    assert esc.escalation_task_id is not None
+    new = repo.get_task(esc.escalation_task_id)
+    assert new is not None and new.task.queue == "appeals" and new.task.source == "appeal"
+    assert new.task.exclude_reviewer == "alice"  # the appealed reviewer stays excluded
+    repo.lease(esc.escalation_task_id, "carol")
+    out = repo.submit(esc.escalation_task_id, "carol", labels={"hate": False}, action="allow",
+                      policy_version=policy.version)
+    # compared with alice's removal, not with bob's escalation
+    assert out.original_action == "remove" and out.overturned and out.enforce
+    assert out.appeal is not None and out.appeal.status == "overturned" and out.appeal.decided_by == "carol"

@@ -150,7 +150,13 @@ class Queue(_Strict):
 class Review(_Strict):
     """Where humans come in. `route_by_severity` overrides the default queue; reports,
     appeals and active-learning picks go to their own queues when those are set (else to the
-    default queue)."""
+    default queue). The appeal and escalation queues are for senior reviewers."""
+
+    @property
+    def senior_queues(self) -> frozenset[str]:
+        """Queues only senior reviewers (and admins) may work: appeals and escalations."""
+        return frozenset(q for q in (self.appeal_queue, self.escalation_queue) if q is not None)
+
 
     default_queue: str = "default"
     queues: dict[str, Queue] = {"default": Queue(sla_hours=24)}
@@ -158,6 +164,9 @@ class Review(_Strict):
     report_queue: str | None = None
     appeal_queue: str | None = None
     learning_queue: str | None = None
+    # Where a reviewer's `escalate` sends the item: a queue for senior reviewers (else the
+    # appeal queue; with neither, another reviewer of the same queue takes it).
+    escalation_queue: str | None = None
     qa_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     # Share of reviewed items that a second, different reviewer labels too (inter-reviewer agreement).
     double_review_rate: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -168,7 +177,7 @@ class Review(_Strict):
     @model_validator(mode="after")
     def _queues_exist(self) -> Review:
         named = [("report_queue", self.report_queue), ("appeal_queue", self.appeal_queue),
-                 ("learning_queue", self.learning_queue)]
+                 ("learning_queue", self.learning_queue), ("escalation_queue", self.escalation_queue)]
         for where, q in [("default_queue", self.default_queue), *(
             (f"route_by_severity.{s.value}", q) for s, q in self.route_by_severity.items()
         ), *((w, q) for w, q in named if q is not None)]:

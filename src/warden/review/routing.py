@@ -70,7 +70,7 @@ class TaskSpec:
 
 
 class TaskFields(Protocol):
-    """What a double review copies from its parent (a `TaskSpec` or a stored task)."""
+    """What a double review or an escalation copies from its parent (a `TaskSpec` or a stored task)."""
 
     queue: str
     content_id: str
@@ -80,6 +80,12 @@ class TaskFields(Protocol):
     policy_version: str | None
     uncertainty: float
     reach: int
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def exclude_reviewer(self) -> str | None: ...
 
     @property
     def categories(self) -> tuple[str, ...]: ...
@@ -254,6 +260,24 @@ def learning_task(policy: Policy, *, content_id: str, surface: str, categories: 
         actor_id=actor_id, policy_version=policy_version, details={"model": model})
 
 
+def escalation_task(parent: TaskFields, policy: Policy, *, parent_task_id: int, escalated_by: str) -> TaskSpec:
+    """A reviewer's `escalate`: the same item, with its source (so an escalated appeal or QA
+    sample keeps its outcome rules), in the policy's escalation queue (else the appeal queue:
+    both are senior-only), due by that queue's SLA. With neither queue, it stays in its queue
+    for another reviewer. The escalating reviewer never decides it, except an escalated appeal:
+    there the reviewer whose decision is appealed stays the one excluded (one exclusion per task)."""
+    review = policy.review
+    exclude = parent.exclude_reviewer if parent.source == "appeal" and parent.exclude_reviewer else escalated_by
+    queue = review.escalation_queue or review.appeal_queue or parent.queue
+    return TaskSpec(
+        dedupe_key=f"escalation:{parent_task_id}", queue=queue, source=parent.source,  # type: ignore[arg-type]
+        content_id=parent.content_id, surface=parent.surface, sla_hours=queue_sla_hours(policy, queue),
+        categories=tuple(parent.categories), severity=Severity(parent.severity), uncertainty=parent.uncertainty,
+        reach=parent.reach, decision_id=parent.decision_id, actor_id=parent.actor_id,
+        policy_version=parent.policy_version, exclude_reviewer=exclude, parent_task_id=parent_task_id,
+        details={"escalated_by": escalated_by, "escalated_from": parent.queue})
+
+
 def double_review_task(parent: TaskFields, *, parent_task_id: int, first_reviewer: str,
                        sla_hours: float) -> TaskSpec:
     """A second, independent review of `parent` in the same queue, by anyone but the first
@@ -277,6 +301,7 @@ __all__ = [
     "deciding_verdict",
     "decision_uncertainty",
     "double_review_task",
+    "escalation_task",
     "learning_task",
     "queue_sla_hours",
     "reach_of",

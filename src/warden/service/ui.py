@@ -298,13 +298,13 @@ def reviewer_id(session: WebSession) -> str:
     return f"user:{session.user.username}"
 
 
-def _appeal_queue(request: Request) -> str | None:
+def _senior_queues(request: Request) -> frozenset[str]:
     policy = live_policy(request)
-    return policy.review.appeal_queue if policy is not None else None
+    return policy.review.senior_queues if policy is not None else frozenset()
 
 
 def _may_take(request: Request, session: WebSession, *, source: str, queue: str) -> bool:
-    return may_review(session.user.role, source=source, queue=queue, appeal_queue=_appeal_queue(request))
+    return may_review(session.user.role, source=source, queue=queue, senior_queues=_senior_queues(request))
 
 
 def _queue_rows(request: Request, session: WebSession) -> list[dict[str, Any]]:

@@ -250,11 +250,12 @@ def require_user(*roles: str) -> Callable[[Request], Awaitable[WebSession]]:
 SENIOR_SOURCES: frozenset[str] = frozenset({"appeal"})
 
 
-def may_review(role: str, *, source: str, queue: str, appeal_queue: str | None) -> bool:
-    """Whether a user with `role` may take and decide a task from `source` / `queue`."""
+def may_review(role: str, *, source: str, queue: str, senior_queues: frozenset[str] = frozenset()) -> bool:
+    """Whether a user with `role` may take and decide a task from `source` / `queue`
+    (`senior_queues`: the policy's appeal and escalation queues)."""
     if role not in REVIEW_ROLES:
         return False
-    senior_only = source in SENIOR_SOURCES or (appeal_queue is not None and queue == appeal_queue)
+    senior_only = source in SENIOR_SOURCES or queue in senior_queues
     return role in SENIOR_ROLES or not senior_only
 
 

@@ -41,6 +41,7 @@ from warden.review.routing import (
     TaskSpec,
     appeal_task,
     double_review_task,
+    escalation_task,
     report_task,
     route,
     selected_for_double_review,
@@ -221,6 +222,7 @@ class ReviewResult:
     appeal: AppealRecord | None
     double_review_task_id: int | None
     outcome_rows: int
+    escalation_task_id: int | None = None  # the reviewer escalated: the senior task now holding the item
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +444,8 @@ class ReviewRepository:
                                 violating=bool(v), reviewer=reviewer, policy_version=policy_version,
                                 source=task.source, created_at=now) for cat, v in sorted(labels.items())])
 
+            if action == Action.ESCALATE.value and task.source not in ("double_review", "active_learning"):
+                return self._escalate(s, task, rd.id, reviewer, labels, now)
             original_action, automated_origin, decision = None, False, None
             if task.decision_id is not None and task.source != "double_review":
                 decision = s.get(DecisionRow, task.decision_id)
@@ -486,6 +490,35 @@ class ReviewRepository:
                 labels=MappingProxyType(dict(labels)), violating=violating, original_action=original_action,
                 outcome=outcome, overturned=overturned, enforce=enforce, appeal=appeal,
                 double_review_task_id=double_id, outcome_rows=outcome_rows)
+
+    def _escalate(self, s: Session, task: ReviewTask, review_decision_id: int, reviewer: str,
+                  labels: Mapping[str, bool], now: datetime) -> ReviewResult:
+        """Hand the item to a senior reviewer: a new task (same source, senior queue), nothing
+        enforced, the appeal (if any) moved to the new task. The reviewer's labels are kept
+        as their opinion; the senior's decision is the one in force."""
+        policy = self._require_policy()
+        new = self.enqueue([escalation_task(task, policy, parent_task_id=task.id, escalated_by=reviewer)],
+                           tx=s, now=now)
+        escalated = new[0] if new else None
+        appeal = None
+        if task.source == "appeal" and escalated is not None:
+            row = s.scalars(select(AppealRow).where(AppealRow.task_id == task.id)).first()
+            if row is not None:
+                row.task_id = escalated
+                s.flush()
+                appeal = _appeal(row)
+        violating = tuple(sorted(c for c, v in labels.items() if v))
+        self.store.append_audit(
+            actor=reviewer, event="review.escalated", subject=str(task.id),
+            details={"queue": task.queue, "source": task.source, "content_id": task.content_id,
+                     "decision_id": task.decision_id, "escalation_task_id": escalated, "violating": list(violating)},
+            tx=s)
+        return ReviewResult(
+            task_id=task.id, review_decision_id=review_decision_id, source=task.source, queue=task.queue,
+            reviewer=reviewer, content_id=task.content_id, actor_id=task.actor_id, decision_id=task.decision_id,
+            action=Action.ESCALATE.value, labels=MappingProxyType(dict(labels)), violating=violating,
+            original_action=None, outcome=None, overturned=False, enforce=False, appeal=appeal,
+            double_review_task_id=None, outcome_rows=0, escalation_task_id=escalated)
 
     def _check_submission(self, labels: Mapping[str, bool], action: str, note: str, policy_version: str) -> None:
         if not isinstance(labels, Mapping) or not labels:
@@ -772,9 +805,10 @@ def _latest_decision(s: Session, content_id: str) -> DecisionRecord | None:
 
 def _primary_review(s: Session, decision_id: str, *, exclude_task: int | None) -> ReviewDecisionRow | None:
     """The latest human decision in force on an automated decision (double reviews only
-    measure agreement: they never count)."""
+    measure agreement and an escalation hands the call on: neither counts)."""
     q = (select(ReviewDecisionRow).join(T, T.id == ReviewDecisionRow.task_id)
-         .where(ReviewDecisionRow.decision_id == decision_id, T.source != "double_review")
+         .where(ReviewDecisionRow.decision_id == decision_id, T.source != "double_review",
+                ReviewDecisionRow.action != Action.ESCALATE.value)
          .order_by(ReviewDecisionRow.id.desc()).limit(1))
     if exclude_task is not None:
         q = q.where(ReviewDecisionRow.task_id != exclude_task)

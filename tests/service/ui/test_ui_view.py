@@ -106,11 +106,11 @@ def test_login_limiter_window() -> None:
 
 
 def test_roles_and_redirects() -> None:
-    assert may_review("reviewer", source="routing", queue="default", appeal_queue="appeals")
-    assert not may_review("reviewer", source="appeal", queue="default", appeal_queue="appeals")
-    assert not may_review("reviewer", source="", queue="appeals", appeal_queue="appeals")
-    assert may_review("senior_reviewer", source="appeal", queue="appeals", appeal_queue="appeals")
-    assert not may_review("client", source="routing", queue="default", appeal_queue=None)
+    assert may_review("reviewer", source="routing", queue="default", senior_queues=frozenset({"appeals"}))
+    assert not may_review("reviewer", source="appeal", queue="default", senior_queues=frozenset({"appeals"}))
+    assert not may_review("reviewer", source="", queue="appeals", senior_queues=frozenset({"appeals"}))
+    assert may_review("senior_reviewer", source="appeal", queue="appeals", senior_queues=frozenset({"appeals"}))
+    assert not may_review("client", source="routing", queue="default")
     assert safe_next("/ui/tasks/1?x=2") == "/ui/tasks/1?x=2"
     assert safe_next("https://x/ui/") == safe_next("//x/ui/") == safe_next(None) == "/ui/"
 

@@ -6,11 +6,39 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from warden.service.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _unstorable(value: str) -> str | None:
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (it contains unpaired surrogates)"
+    return None
+
+
+class StrictBody(BaseModel):
+    """Base of JSON request schemas: strict JSON types, no unknown fields, and every string
+    (also inside lists and as mapping keys or values) storable in either database: no NUL,
+    valid Unicode."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        found = ([v] if isinstance(v, str) else list(v) if isinstance(v, list)
+                 else [*v.keys(), *v.values()] if isinstance(v, dict) else [])
+        for s in found:
+            if isinstance(s, str) and (problem := _unstorable(s)) is not None:
+                raise ValueError(problem)
+        return v
 
 
 def _reject_constant(name: str) -> Any:

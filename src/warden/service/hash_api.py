@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from warden.detectors.hashing.banks import (
@@ -43,7 +43,7 @@ from warden.detectors.hashing.md5 import validate_md5_hex
 from warden.detectors.hashing.pdq import DEFAULT_MAX_DISTANCE, MIN_QUALITY, ImageError, MissingDependency
 from warden.detectors.hashing.pdq import validate_pdq_hex as _validate_pdq
 from warden.service.auth import require_roles
-from warden.service.bodies import parse_model, validate_model
+from warden.service.bodies import StrictBody, parse_model, validate_model
 from warden.service.errors import ApiError
 from warden.service.schemas import ERROR_RESPONSES
 from warden.store import ApiKeyRecord
@@ -63,21 +63,7 @@ _cache_lock = threading.Lock()
 
 
 # -- request schemas -----------------------------------------------------------------------
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _storable(cls, v: Any) -> Any:
-        for s in [v] if isinstance(v, str) else (v if isinstance(v, list) else []):
-            if isinstance(s, str):
-                if "\x00" in s:
-                    raise ValueError("must not contain NUL characters")
-                try:
-                    s.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError("is not valid Unicode (it contains unpaired surrogates)") from None
-        return v
+_In = StrictBody
 
 
 class _LookupOptions(_In):

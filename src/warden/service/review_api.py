@@ -23,12 +23,12 @@ from typing import Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from warden.review.routing import MAX_REACH
 from warden.service.auth import require_roles
-from warden.service.bodies import M, parse_model
+from warden.service.bodies import M, StrictBody, parse_model
 from warden.service.errors import ApiError
 from warden.service.schemas import ERROR_RESPONSES
 from warden.store import ApiKeyRecord
@@ -59,23 +59,7 @@ router = APIRouter(tags=["review"])
 
 
 # -- request schemas -----------------------------------------------------------------------
-class _In(BaseModel):
-    """Strict JSON types, no unknown fields; strings must be storable (no NUL, valid Unicode)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=False)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _storable(cls, v: Any) -> Any:
-        for s in ([v] if isinstance(v, str) else list(v) if isinstance(v, dict) else []):
-            if isinstance(s, str):
-                if "\x00" in s:
-                    raise ValueError("must not contain NUL characters")
-                try:
-                    s.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError("is not valid Unicode (it contains unpaired surrogates)") from None
-        return v
+_In = StrictBody
 
 
 class ReportIn(_In):

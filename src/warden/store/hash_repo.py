@@ -295,22 +295,27 @@ class HashBankRepository:
             pdq_ids: list[int] = []
             pdq_bank: list[int] = []
             pdq_hex: list[str] = []
+            pdq_video: list[int] = []
+            videos: dict[str, int] = {}  # content_id of a banked video -> position (its vpdq frame rows)
             md5: dict[str, list[tuple[int, int]]] = {}
             if position:
-                stmt = (select(BankHashRow.id, BankHashRow.bank_id, BankHashRow.signal_type, BankHashRow.signal)
+                stmt = (select(BankHashRow.id, BankHashRow.bank_id, BankHashRow.signal_type, BankHashRow.signal,
+                               BankHashRow.content_id)
                         .where(BankHashRow.bank_id.in_(sorted(position))).order_by(BankHashRow.id)
                         .execution_options(yield_per=LOAD_CHUNK))
-                for hid, bank_id, signal_type, signal in s.execute(stmt):
-                    if signal_type == "pdq":
+                for hid, bank_id, signal_type, signal, content_id in s.execute(stmt):
+                    if signal_type in ("pdq", "vpdq"):
                         pdq_ids.append(hid)
                         pdq_bank.append(position[bank_id])
                         pdq_hex.append(signal)
+                        pdq_video.append(videos.setdefault(str(content_id), len(videos))
+                                         if signal_type == "vpdq" else -1)
                     else:
                         md5.setdefault(signal, []).append((int(hid), position[bank_id]))
         codes = np.frombuffer(bytes.fromhex("".join(pdq_hex)), dtype=np.uint8).reshape(-1, 32).copy()
         matcher = BankMatcher(bank_list, pdq_codes=codes, pdq_entry_ids=np.array(pdq_ids, dtype=np.int64),
                               pdq_bank_index=np.array(pdq_bank, dtype=np.int32), md5=md5, radius=radius,
-                              backend=backend)
+                              backend=backend, pdq_video=np.array(pdq_video, dtype=np.int32), videos=list(videos))
         return matcher, fp
 
 

@@ -34,9 +34,13 @@ from warden.core.policy import CATEGORY_NAME, Action
 from warden.detectors.hashing.md5 import validate_md5_hex
 from warden.detectors.hashing.pdq import validate_pdq_hex
 
-SIGNAL_TYPES: tuple[str, ...] = ("pdq", "md5")
+#: `vpdq`: the PDQ hash of one sampled frame of a banked video; the rows of one video share its
+#: `content_id`, which groups them for video-vs-video matching (see docs/hashing.md).
+SIGNAL_TYPES: tuple[str, ...] = ("pdq", "md5", "vpdq")
+#: Signal types whose value is a PDQ hash (searched in the Hamming index).
+PDQ_SIGNAL_TYPES: frozenset[str] = frozenset({"pdq", "vpdq"})
 SIGNAL_TYPE_ALIASES: dict[str, str] = {
-    "pdq": "pdq", "hash_pdq": "pdq", "photo_pdq": "pdq",
+    "pdq": "pdq", "hash_pdq": "pdq", "photo_pdq": "pdq", "vpdq": "vpdq", "video_pdq_frame": "vpdq",
     "md5": "md5", "hash_md5": "md5", "video_md5": "md5", "photo_md5": "md5", "file_md5": "md5",
 }
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -80,7 +84,7 @@ def normalize_signal_type(value: object) -> str:
 
 def validate_signal(signal_type: str, signal: object) -> str:
     """The normalized hash string for its type, or ValueError saying what is wrong."""
-    return validate_pdq_hex(signal) if signal_type == "pdq" else validate_md5_hex(signal)
+    return validate_pdq_hex(signal) if signal_type in PDQ_SIGNAL_TYPES else validate_md5_hex(signal)
 
 
 def _check_text(name: str, value: object) -> str | None:
@@ -189,6 +193,9 @@ class BankEntry:
         for name in TEXT_LIMITS:
             object.__setattr__(self, name, _check_text(name, getattr(self, name)))
         object.__setattr__(self, "added_at", parse_time(self.added_at))
+        if st == "vpdq" and not self.content_id:
+            raise ValueError("a vpdq (video frame) hash needs a content_id naming its video: the frames of one video "
+                             "share it")
 
     def metadata(self) -> dict[str, Any]:
         """The provenance fields that are set, JSON-ready."""

@@ -34,6 +34,8 @@ from warden.detectors.hashing.banks import BankFormatError, parse_bank_file, val
 from warden.detectors.hashing.images import hash_image, lookup_image
 from warden.detectors.hashing.matcher import BankMatcher, HashMatch, MatcherCache
 from warden.detectors.hashing.pdq import DEFAULT_MAX_DISTANCE, DEFAULT_MAX_PIXELS, MIN_QUALITY, ImageError
+from warden.detectors.hashing.video import hash_video
+from warden.detectors.media.video import VideoLimits
 
 #: Largest image file read from a path (bytes given in `MediaPart.data` were already bounded
 #: by the entry point).
@@ -58,7 +60,15 @@ class HashBankParams(DetectorParams):
     refresh_seconds: float = Field(default=5.0, ge=0.0, le=86_400.0)
     max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=16, le=200_000_000)
     max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1, le=1 << 31)
-    index_backend: Literal["mih", "brute", "faiss"] = "mih"
+    index_backend: Literal["mih", "mih-numba", "mih-numpy", "brute", "faiss"] = "mih"
+    #: How video parts are read and sampled (the image detectors' defaults: then a video is
+    #: decoded once for all of them).
+    video: VideoLimits = Field(default_factory=VideoLimits)
+    #: vPDQ thresholds: a query video matches a banked video when at least this share (%) of
+    #: its matchable frames match one of the banked video's frames ...
+    video_query_match_pct: float = Field(default=80.0, gt=0.0, le=100.0)
+    #: ... and at least this share (%) of the banked video's frames are matched (vPDQ: 0).
+    video_compared_match_pct: float = Field(default=0.0, ge=0.0, le=100.0)
 
     @field_validator("banks")
     @classmethod
@@ -70,7 +80,7 @@ class HashBankParams(DetectorParams):
 
 class HashBankDetector(Detector):
     name = "hash_bank"
-    modalities = frozenset({Modality.IMAGE})
+    modalities = frozenset({Modality.IMAGE, Modality.VIDEO})
     Params = HashBankParams
     version = "1"
 
@@ -157,7 +167,13 @@ class HashBankDetector(Detector):
                     continue
                 found += [(index, m) for m in lookup_image(matcher, hashes, max_distance=p.max_distance,
                                                            min_quality=p.min_quality, banks=names)]
-            if failures and not found:
+            video_evidence: list[Evidence] = []
+            for index in item.part_indices(Modality.VIDEO):
+                try:
+                    video_evidence += self._video(matcher, item, index, names)
+                except ImageError as exc:
+                    failures.append(f"video {index}: {exc}")
+            if failures and not found and not video_evidence:
                 out.append(self.failed(item, "; ".join(failures)))
                 continue
             scores = dict.fromkeys(categories, 0.0)
@@ -166,8 +182,41 @@ class HashBankDetector(Detector):
                 scores[m.category] = 1.0
                 evidence.append(Evidence(category=m.category, rule=f"hash_bank:{m.bank}", detail=_detail(index, m),
                                          score=1.0, location=MediaLocation(part=index)))
-            out.append(self.result(item, scores, tuple(evidence)))
+            for e in video_evidence:
+                scores[e.category] = 1.0
+            out.append(self.result(item, scores, tuple(evidence + video_evidence)))
         return out
+
+    def _video(self, matcher: BankMatcher, item: Content, index: int, names: set[str] | None) -> list[Evidence]:
+        """A video part: its MD5, each sampled frame against banked images, and its frames
+        against banked videos (vPDQ shares); evidence carries the frames' times."""
+        p: HashBankParams = self.params  # type: ignore[assignment]
+        hashes = hash_video(item.media[index], p.video)
+        evidence = [Evidence(category=m.category, rule=f"hash_bank:{m.bank}", detail=_detail(index, m), score=1.0,
+                             location=MediaLocation(part=index))
+                    for m in matcher.match_md5(hashes.md5, banks=names)]
+        frames = hashes.matchable(p.min_quality)
+        lookup = matcher.match_video([f.pdq for f in frames], max_distance=p.max_distance, banks=names,
+                                     query_match_pct=p.video_query_match_pct,
+                                     compared_match_pct=p.video_compared_match_pct)
+        by_entry: dict[int, tuple[HashMatch, list[float]]] = {}
+        for fm in lookup.frame_matches:
+            m, times = by_entry.setdefault(fm.match.entry_id, (fm.match, []))
+            if fm.match.distance < m.distance:
+                by_entry[fm.match.entry_id] = (fm.match, times)
+            times.append(frames[fm.frame].time_s)
+        for m, times in by_entry.values():
+            evidence.append(Evidence(category=m.category, rule=f"hash_bank:{m.bank}",
+                                     detail=f"{_detail(index, m)} frames={len(times)}", score=1.0,
+                                     location=MediaLocation(part=index, time_s=min(times), end_s=max(times))))
+        for vm in lookup.video_matches:
+            times = [frames[q].time_s for q in vm.frames]
+            detail = (f"part={index} bank={vm.bank} signal=vpdq content_id={vm.content_id} hash_id={vm.entry_id} "
+                      f"query_match={vm.query_match_pct:.1f}% compared_match={vm.compared_match_pct:.1f}% "
+                      f"distance={vm.min_distance} action={vm.action.value} report={'true' if vm.report else 'false'}")
+            evidence.append(Evidence(category=vm.category, rule=f"hash_bank:{vm.bank}", detail=detail, score=1.0,
+                                     location=MediaLocation(part=index, time_s=min(times), end_s=max(times))))
+        return evidence
 
 
 def _detail(part: int, m: HashMatch) -> str:

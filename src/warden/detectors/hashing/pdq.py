@@ -18,7 +18,6 @@ message says what to do, never a crash.
 
 from __future__ import annotations
 
-import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -133,33 +132,35 @@ def _pil() -> Any:
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode image bytes to an (H, W, 3) uint8 RGB array, refusing oversized or broken files.
 
-    The pixel limit is checked on the header before decoding. Pillow's decoders raise many
-    exception types on hostile input (OSError, SyntaxError, ValueError, struct errors...), so
-    every failure is turned into an `ImageError`. Animated images hash their first frame.
+    The checks are the media guard rails' (`warden.detectors.media.guards.check_image_header`:
+    format sniffed from magic bytes, allow-listed decoders, width x height and side limits from
+    the header before a pixel is decoded), so hashing and the image detectors refuse the same
+    files. The pixels are then read the way ThreatExchange's and HMA's PDQ hashers read them
+    (`convert("RGB")`, no EXIF rotation, no compositing of transparency), unlike the guards'
+    `decode_image`: otherwise hashes of rotated or transparent files would differ from the
+    banks they are exchanged with. Every failure is an `ImageError`. Animated images hash
+    their first frame.
     """
+    from warden.detectors.media.guards import ImageLimits, MediaRejected, check_image_header
+
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ImageError(f"image data must be bytes, got {type(data).__name__}")
     if len(data) == 0:
         raise ImageError("the image is empty (0 bytes); send the image file's bytes")
     Image = _pil()
     try:
+        img = check_image_header(bytes(data), ImageLimits(max_pixels=max_pixels))
+    except MediaRejected as exc:
+        prefix = {"unsupported_format": "not a recognized image", "corrupt": "corrupt or truncated image"}.get(exc.code)
+        raise ImageError(f"{prefix}: {exc}" if prefix else str(exc)) from None
+    width, height = img.size
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageError(f"the image is {width}x{height} pixels; PDQ needs at least {MIN_SIDE}x{MIN_SIDE}")
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(bytes(data)), formats=IMAGE_FORMATS)  # reads the header only
-            width, height = img.size
-            if width < MIN_SIDE or height < MIN_SIDE:
-                raise ImageError(f"the image is {width}x{height} pixels; PDQ needs at least "
-                                 f"{MIN_SIDE}x{MIN_SIDE}")
-            if width * height > max_pixels:
-                raise ImageError(f"the image is {width}x{height} = {width * height:,} pixels; the limit is "
-                                 f"{max_pixels:,}. Downscale it before hashing")
             img.load()
-            rgb = img.convert("RGB")
-            array = np.asarray(rgb, dtype=np.uint8)
-    except ImageError:
-        raise
-    except Image.UnidentifiedImageError:
-        raise ImageError(f"not a recognized image; supported formats: {', '.join(IMAGE_FORMATS)}") from None
+            array = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"the image declares more pixels than the limit of {max_pixels:,}; "
                          "downscale it before hashing") from None

@@ -1,5 +1,5 @@
-"""Media detectors: image nudity (NudeNet boxes), an NSFW score (Open NSFW), OCR (Tesseract);
-video frame sampling (PyAV, `video`) for the next step.
+"""Media detectors: image nudity (NudeNet boxes), an NSFW score (Open NSFW), OCR (Tesseract),
+each also reading the sampled frames of videos (PyAV frame sampling and its cache: `video`).
 
 Every detector here reads `Content.media` parts behind the guard rails of `guards` (size,
 format, pixels, corrupt data), so a hostile file is an error result, never a crash or a hang.

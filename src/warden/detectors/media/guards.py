@@ -12,7 +12,7 @@ its item, never as a crash, an out-of-memory kill or a hung worker:
   refused here;
 * time: decoding work is bounded by the byte and pixel limits (Python cannot interrupt a C
   decoder, so the bound comes from the input, not from a clock); external programs (Tesseract)
-  run with a timeout; video and audio (a later step) are bounded by duration and frame count
+  run with a timeout; video and audio (video.py, audio.py) are bounded by duration and frame count
   read from container headers before decoding.
 
 Only the first frame of an animated image (GIF, WebP, APNG) is read.
@@ -167,8 +167,9 @@ def check_image_header(data: bytes, limits: ImageLimits) -> Image.Image:
         pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
         raise MediaRejected("too_many_pixels", f"the image has {pixels}; the limit is {limits.max_pixels:,} "
                                                "(max_pixels)") from None
-    except UnidentifiedImageError as exc:
-        raise MediaRejected("corrupt", f"cannot read the {kind.format} header: {exc}") from None
+    except UnidentifiedImageError:  # its message holds a BytesIO's address: not repeatable, not useful
+        raise MediaRejected("corrupt", f"cannot read the {kind.format} header: no {kind.format} decoder accepts "
+                                       "the data") from None
     except Exception as exc:  # a broken header can raise anything from a C decoder's wrapper
         raise MediaRejected("corrupt", f"cannot read the {kind.format} header ({type(exc).__name__}: {exc})") from None
     width, height = image.size
@@ -248,16 +249,37 @@ def validate_part(part: MediaPart, limits: ImageLimits) -> Sniffed:
     supported format of its declared kind, and for images that the header is within limits
     and the data decodes (at a reduced scale, which still reads every byte). Raises
     MediaRejected with a message that says what to fix."""
-    data = read_part(part, max_bytes=limits.max_bytes)
+    video = getattr(limits, "video", None)  # a VideoLimits when the policy reads video (ImageVideoLimits)
+    audio = getattr(limits, "audio", None)  # an AudioLimits when the policy listens (ImageVideoAudioLimits)
+    max_bytes = limits.max_bytes
+    if video is not None and part.kind is Modality.VIDEO:
+        max_bytes = video.max_bytes
+    elif audio is not None and part.kind is Modality.AUDIO:
+        max_bytes = max(audio.max_bytes, audio.max_video_bytes if audio.video_formats else 0)
+    data = read_part(part, max_bytes=max_bytes)
     kind = sniff(data)
     if kind is None:
         declared = f" (declared {part.mime})" if part.mime else ""
         raise MediaRejected("unsupported_format", f"not a supported image, video or audio format{declared}; "
                                                   f"supported images: {', '.join(limits.formats)}")
-    if kind.kind is not part.kind:
+    # Audio may come in a video container (an audio-only MP4 or WebM): the audio reader decides.
+    in_container = part.kind is Modality.AUDIO and audio is not None and kind.format in audio.video_formats
+    if kind.kind is not part.kind and not in_container:
         raise MediaRejected("kind_mismatch", f"the file is {kind.format} ({kind.kind.value}), not {part.kind.value}")
     if kind.kind is Modality.IMAGE:
         decode_image(data, limits, reduce_to=256)
+    elif part.kind is Modality.AUDIO and audio is not None:
+        from warden.detectors.media.audio import probe_audio
+
+        probe_audio(data, audio)  # headers only: format, audio stream, duration
+    elif kind.kind is Modality.VIDEO and video is not None:
+        from warden.detectors.media.video import probe_video
+
+        probe_video(data, video)  # headers only: format, frame size, duration; frames are decoded by detectors
+        if audio is not None and kind.format in audio.video_formats:
+            from warden.detectors.media.audio import probe_audio
+
+            probe_audio(data, audio, Modality.VIDEO)  # its sound track, if any
     return kind
 
 

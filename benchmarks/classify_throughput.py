@@ -180,8 +180,9 @@ def escalation_sweep(policy: Path, inp: Path, lows: tuple[float, ...] = (0.1, 0.
     from warden.moderator import Moderator
 
     mod = Moderator.from_file(policy)
-    k = next((i for i, t in enumerate(mod.tiers) if t.escalate_if is not None), None)
-    if k is None:
+    k = next((i for i, t in enumerate(mod.tiers)
+              if t.escalate_if is not None and t.escalate_if.any_score_between is not None), None)
+    if k is None:  # no band to sweep (no escalating tier, or a severity condition only)
         return None
     low0, high = mod.tiers[k].escalate_if.any_score_between
     with inp.open(encoding="utf-8") as f:

@@ -175,20 +175,21 @@ def service_env(**extra: str) -> dict[str, str]:
 
 def start_worker(*, db_url: str, redis_url: str, names: StreamNames, consumer: str, policy: Path, log_path: Path,
                  env: dict[str, str], metrics_port: int | None = None, batch_size: int = 256,
-                 block_ms: int = 200) -> subprocess.Popen:
+                 block_ms: int = 200, extra_args: Sequence[str] = ()) -> subprocess.Popen:
     cmd = [WARDEN, "worker", "--policy", str(policy), "--database-url", db_url, "--redis-url", redis_url,
            "--input-stream", names.input, "--output-stream", names.output, "--dead-letter-stream", names.dead,
            "--group", names.group, "--consumer", consumer, "--batch-size", str(batch_size), "--block-ms",
-           str(block_ms)]
+           str(block_ms), *extra_args]
     if metrics_port is not None:
         cmd += ["--metrics-port", str(metrics_port)]
     with log_path.open("wb") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=C.ROOT)
 
 
-def worker_command_line(policy: Path) -> str:
+def worker_command_line(policy: Path, *, batch_size: int = 256, extra_args: Sequence[str] = ()) -> str:
     return (f"warden worker --policy {C.rel(policy)} --database-url $FRESH_PG_DB --redis-url $REDIS "
-            "--input-stream ... --group ... --consumer worker-N --batch-size 256 --block-ms 200")
+            f"--input-stream ... --group ... --consumer worker-N --batch-size {batch_size} --block-ms 200"
+            + "".join(f" {a}" for a in extra_args))
 
 
 def _socket_ports(pid: int) -> set[int]:

@@ -95,9 +95,10 @@ class _Run:
     """One set of workers on a fresh database and new streams (a context manager)."""
 
     def __init__(self, *, workers: int, policy: Path, admin_url: str, redis_url: str, td: Path, kind: str,
-                 metrics: bool) -> None:
+                 metrics: bool, batch_size: int = 256, worker_args: tuple[str, ...] = ()) -> None:
         self.n_workers, self.policy, self.admin_url, self.redis_url = workers, policy, admin_url, redis_url
         self.td, self.kind, self.metrics = td, kind, metrics
+        self.batch_size, self.worker_args = batch_size, worker_args
         self.client = S.redis_client(redis_url)
         self.names = S.stream_names(kind)
         self.env = S.service_env()
@@ -127,7 +128,8 @@ class _Run:
             port = free_port() if self.metrics else None
             self.procs.append(S.start_worker(db_url=self.db_url, redis_url=self.redis_url, names=self.names,
                                              consumer=c, policy=self.policy, log_path=log, env=self.env,
-                                             metrics_port=port))
+                                             metrics_port=port, batch_size=self.batch_size,
+                                             extra_args=self.worker_args))
             self.logs.append(log)
             self.ports.append(port)
         self.startup_s = S.wait_reading(self.client, self.procs, self.logs, timeout=180)
@@ -177,6 +179,10 @@ class _Run:
             self._db.__exit__(None, None, None)
 
 
+def _worker_args(args: argparse.Namespace) -> tuple[str, ...]:
+    return () if args.moderation_threads is None else ("--moderation-threads", str(args.moderation_threads))
+
+
 def consistency(run: _Run, ids_prefix: str, expected: int) -> dict[str, Any]:
     eng = run.engine
     like = ids_prefix + "%"
@@ -196,7 +202,7 @@ def throughput_run(*, workers: int, rows: list[dict[str, Any]], n: int, policy: 
                    td: Path) -> dict[str, Any]:
     load_before = [round(x, 2) for x in os.getloadavg()]
     with _Run(workers=workers, policy=policy, admin_url=args.postgres_url, redis_url=args.redis_url, td=td,
-              kind="tput", metrics=False) as run:
+              kind="tput", metrics=False, batch_size=args.batch_size, worker_args=_worker_args(args)) as run:
         client, names = run.client, run.names
         fields = _fields(rows, "ev", n)
         _publish(client, names.input, fields[:-1])
@@ -248,7 +254,7 @@ def latency_run(*, workers: int, rate: float, duration: float, rows: list[dict[s
     n = round(rate * duration)
     load_before = [round(x, 2) for x in os.getloadavg()]
     with _Run(workers=workers, policy=policy, admin_url=args.postgres_url, redis_url=args.redis_url, td=td,
-              kind="lat", metrics=True) as run:
+              kind="lat", metrics=True, batch_size=args.batch_size, worker_args=_worker_args(args)) as run:
         client, names = run.client, run.names
         client.xgroup_create(names.input, names.group, id="$", mkstream=True)
         run.start()
@@ -346,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="policy file (default policies/default.yaml; --quick without a model: the banks tier)")
     ap.add_argument("--postgres-url", default=S.PG_ADMIN_URL, help="admin URL; a fresh database is created per run")
     ap.add_argument("--redis-url", default=S.REDIS_URL)
+    ap.add_argument("--batch-size", type=int, default=256, help="the workers' --batch-size (default 256)")
+    ap.add_argument("--moderation-threads", type=int, default=None,
+                    help="the workers' --moderation-threads (default: the CLI's default)")
     ap.add_argument("--tag", default=None, help="write results/stream_throughput_<tag>.json (e.g. another rate)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 400 events, 100/s for 3 s")
     args = ap.parse_args(argv)
@@ -389,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     at_target = [r for r in results["latency"] if r["workers"] == 1 and r["rate_target"] == TARGET_EVENTS_PER_S]
     payload = {
         "benchmark": "stream_throughput", "quick": args.quick, "machine": machine, "model": C.model_fingerprint(),
-        "policy": C.rel(policy), "texts": prov, "worker_command": S.worker_command_line(policy),
+        "policy": C.rel(policy), "texts": prov,
+        "worker_command": S.worker_command_line(policy, batch_size=args.batch_size, extra_args=_worker_args(args)),
         "database": "PostgreSQL, a fresh database per run (migrated first)", "broker": "Redis Streams",
         "latency_source": "decisions.created_at - published_at (primary); decision-event Redis time - published_at;"
                           " the workers' warden_worker_publish_to_decision_seconds histograms (share <= 200 ms)",

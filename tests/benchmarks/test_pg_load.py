@@ -95,3 +95,13 @@ def test_stream_throughput_quick(services, tmp_path: Path) -> None:
     lat = res["latency"]
     assert [r["workers"] for r in lat] == [1, 2]
     assert all(r["consistency"]["ok"] and r["latency_stored_ms"]["p50"] > 0 for r in lat)
+
+
+def test_stream_cpu_split_quick(services, tmp_path: Path) -> None:
+    res, out = _run("stream_cpu_split.py", tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert res["events"] == res["stored"] == 500 and res["pipeline"]
+    phases = res["phases"]
+    assert {"parse", "record.decisions", "record.review", "record.audit", "redis.read", "redis.publish+ack"} <= set(
+        phases)
+    assert any(k.startswith("tier.") for k in phases) and res["process_cpu_ms_per_event"] > 0

@@ -67,7 +67,8 @@ def _pending(client, streams) -> int:
     return int(client.xpending(streams.input, streams.group)["pending"])
 
 
-def test_events_are_moderated_stored_published_and_acknowledged(redis_streams, moderator, store) -> None:
+@pytest.mark.parametrize("threads", [0, 2])  # 0: one thread; 2: moderation threads + a recording thread
+def test_events_are_moderated_stored_published_and_acknowledged(redis_streams, moderator, store, threads) -> None:
     client, streams = redis_streams
     _publish(client, streams, 120)
     bad = [
@@ -81,7 +82,7 @@ def test_events_are_moderated_stored_published_and_acknowledged(redis_streams, m
     for fields in bad:
         client.xadd(streams.input, fields)
     worker = StreamWorker(redis=client, moderator=moderator, recorder=DecisionRecorder(store, moderator.policy),
-                          config=_config(streams, batch_size=32))
+                          config=_config(streams, batch_size=32, moderation_threads=threads))
     totals = worker.run(threading.Event(), idle_exit_s=0.3)
 
     assert totals.read == 126 and totals.decided == 120 and totals.dead_lettered == 6 and totals.failed == 0
@@ -179,3 +180,92 @@ def test_warden_worker_exits_cleanly_on_sigterm(redis_streams, tmp_path: Path) -
     s = Store.from_url(f"sqlite:///{db}")
     assert s.count_decisions() == 300
     s.close()
+
+
+class _OrderRecorder:
+    """Records which content ids each `record` call got, and checks none of them is
+    acknowledged before its own commit."""
+
+    def __init__(self, inner: DecisionRecorder, client, streams) -> None:
+        self.inner, self.client, self.streams = inner, client, streams
+        self.message_of = {json.loads(f[b"data"])["id"]: mid for mid, f in client.xrange(streams.input)}
+        self.batches: list[list[str]] = []
+        self.acked_early = 0
+
+    def record(self, contents, decisions, **kw):
+        result = self.inner.record(contents, decisions, **kw)  # committed here
+        pending = {p["message_id"] for p in self.client.xpending_range(
+            self.streams.input, self.streams.group, min="-", max="+", count=10_000)}
+        self.acked_early += sum(self.message_of[c.id] not in pending for c in contents)
+        self.batches.append([c.id for c in contents])
+        return result
+
+
+class _UnevenModerator:
+    """Moderates every other batch slowly, so concurrent batches finish out of read order."""
+
+    def __init__(self, inner: Moderator) -> None:
+        self.inner, self.policy, self.calls = inner, inner.policy, 0
+        self._lock = threading.Lock()
+
+    def parse(self, obj, **kw):
+        return self.inner.parse(obj, **kw)
+
+    def moderate_batch(self, items):
+        with self._lock:
+            self.calls += 1
+            slow = self.calls % 2 == 1
+        if slow:
+            time.sleep(0.05)
+        return self.inner.moderate_batch(items)
+
+
+def test_pipelined_batches_are_recorded_in_read_order(redis_streams, moderator, store) -> None:
+    client, streams = redis_streams
+    _publish(client, streams, 200)
+    recorder = _OrderRecorder(DecisionRecorder(store, moderator.policy), client, streams)
+    worker = StreamWorker(redis=client, moderator=_UnevenModerator(moderator), recorder=recorder,
+                          config=_config(streams, batch_size=10, moderation_threads=3))
+    totals = worker.run(threading.Event(), idle_exit_s=0.3)
+    assert totals.decided == 200 and totals.failed == 0 and _pending(client, streams) == 0
+    order = [int(cid[1:]) for batch in recorder.batches for cid in batch]
+    assert order == list(range(200)), "batches recorded out of read order"
+    assert recorder.acked_early == 0
+    assert [json.loads(f[b"data"])["id"] for _, f in client.xrange(streams.output)] == [f"c{i}" for i in range(200)]
+
+
+def test_stop_mid_stream_finishes_and_acknowledges_the_batches_in_flight(redis_streams, moderator, store) -> None:
+    client, streams = redis_streams
+    _publish(client, streams, 2_000)
+    worker = StreamWorker(redis=client, moderator=_UnevenModerator(moderator),
+                          recorder=DecisionRecorder(store, moderator.policy),
+                          config=_config(streams, batch_size=20, moderation_threads=2))
+    stop = threading.Event()
+    stopper = threading.Timer(0.3, stop.set)
+    stopper.start()
+    totals = worker.run(stop)
+    stopper.join()
+    assert 0 < totals.read < 2_000, "the stop should come mid-stream"
+    assert totals.decided == totals.read and _pending(client, streams) == 0
+    assert store.count_decisions() == totals.read == len(client.xrange(streams.output))
+
+
+class _PoisonModerator(_UnevenModerator):
+    """Raises for any batch holding content id 'c3' (a detector crashing on one input)."""
+
+    def moderate_batch(self, items):
+        if any(c.id == "c3" for c in items):
+            raise RuntimeError("detector crashed on c3")
+        return self.inner.moderate_batch(items)
+
+
+def test_an_item_that_crashes_moderation_is_retried_then_dead_lettered(redis_streams, moderator, store) -> None:
+    client, streams = redis_streams
+    _publish(client, streams, 10)
+    worker = StreamWorker(redis=client, moderator=_PoisonModerator(moderator),
+                          recorder=DecisionRecorder(store, moderator.policy),
+                          config=_config(streams, claim_idle_ms=0, claim_every_s=0, max_deliveries=2))
+    totals = worker.run(threading.Event(), idle_exit_s=0.3)
+    assert store.count_decisions() == 9 and totals.dead_lettered == 1 and _pending(client, streams) == 0
+    (_, dead), = client.xrange(streams.dead)
+    assert json.loads(dead[b"data"])["id"] == "c3" and b"max_deliveries 2" in dead[b"error"]

@@ -27,6 +27,9 @@ def worker(
     output_stream: str = typer.Option("warden:decisions", help="Stream the decision events are published to."),
     dead_letter_stream: str = typer.Option("warden:content:dead", help="Stream for events that cannot be processed."),
     batch_size: int = typer.Option(256, min=1, max=10_000, help="Events per micro-batch."),
+    moderation_threads: int | None = typer.Option(
+        None, min=0, max=8, help="Batches moderated at once, with one more thread recording them (inference of "
+        "one overlaps the Python work of another); 0: one thread. Default: 2 with two or more usable CPUs, else 0."),
     block_ms: int = typer.Option(1000, min=1, help="How long one read waits for new events."),
     claim_idle_ms: int = typer.Option(30_000, min=0, help="Claim events another worker left pending this long "
                                       "(a crashed worker's events)."),
@@ -44,7 +47,7 @@ def worker(
     At-least-once delivery with idempotent effects: a decision is stored once per (content
     id, policy version) however often its event is delivered. Events of crashed workers are
     claimed after --claim-idle-ms; an event failing --max-deliveries times goes to the
-    dead-letter stream with its error. SIGTERM or Ctrl-C: the current batch is finished and
+    dead-letter stream with its error. SIGTERM or Ctrl-C: the batches in flight are finished and
     acknowledged, then the worker exits. Webhooks are delivered when WARDEN_WEBHOOK_URL is set.
     """
     import redis as redis_lib
@@ -72,6 +75,8 @@ def worker(
 
     config = StreamConfig(input_stream=input_stream, group=group, output_stream=output_stream,
                           dead_letter_stream=dead_letter_stream, batch_size=batch_size, block_ms=block_ms,
+                          moderation_threads=moderation_threads if moderation_threads is not None
+                          else (2 if len(os.sched_getaffinity(0)) >= 2 else 0),
                           claim_idle_ms=claim_idle_ms, max_deliveries=max_deliveries,
                           **({"consumer": consumer} if consumer else {}))
     metrics = WorkerMetrics()
@@ -83,7 +88,7 @@ def worker(
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
-        logging.getLogger("warden.worker").info("signal %d: finishing the current batch", signum)
+        logging.getLogger("warden.worker").info("signal %d: finishing the batches in flight", signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, _on_signal)

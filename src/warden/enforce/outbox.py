@@ -146,39 +146,66 @@ class EnforcementOutbox:
         """An automated decision: a content-action webhook unless the action is `allow`; a
         strike when the action is in `enforcement.strikes.actions` and the item has an actor;
         an account-action webhook when that strike lifts the actor to a new ladder step."""
+        return self.record_decisions([(decision, actor_id)], tx=tx)[0]
+
+    def record_decisions(self, items: Sequence[tuple[Decision, str | None]], *, tx: Session | None = None,
+                         ) -> list[EnforcementResult]:
+        """`record_decision` for many (decision, actor id) pairs in one transaction: the
+        content-action rows go in as one statement; strikes (per actor, under its lock) follow in
+        order. The actors' locks are taken up front in a fixed order, so two workers recording
+        batches with the same actors cannot deadlock."""
         now = self.clock()
-        actions: list[RecordedAction] = []
+        rows = [self._content_action(d, actor_id, now) for d, actor_id in items]
         with self._tx(tx) as s:
-            if decision.action is not Action.ALLOW:
-                key = idempotency_key(EVENT_CONTENT_ACTION, decision.decision_id, decision.action.value)
-                payload = {
-                    "type": EVENT_CONTENT_ACTION,
-                    "idempotency_key": key,
-                    "decision_id": decision.decision_id,
-                    "content_id": decision.content_id,
-                    "actor_id": actor_id,
-                    "action": decision.action.value,
-                    "categories": list(decision.flagged),
-                    "uncertain": list(decision.uncertain),
-                    "surface": decision.surface,
-                    "automated": decision.automated,
-                    "source": SOURCE_AUTOMATED,
-                    "policy": decision.policy_name,
-                    "policy_version": decision.policy_version,
-                    "review_queue": decision.review_queue,
-                    "reasons": _reasons_summary(decision),
-                    "occurred_at": now.isoformat(),
-                }
-                actions.append(self._add(s, key=key, kind="content_action", event=EVENT_CONTENT_ACTION,
-                                         action=decision.action.value, decision_id=decision.decision_id,
-                                         content_id=decision.content_id, actor_id=actor_id, payload=payload, now=now))
-            strike, after, account = self._strike(
-                s, actor_id=actor_id, strike_decision_id=decision.decision_id, action=decision.action.value,
-                categories=decision.flagged, content_id=decision.content_id,
-                policy_version=decision.policy_version, source=SOURCE_AUTOMATED, now=now)
-            actions.extend(account)
-        return EnforcementResult(decision_id=decision.decision_id, actions=tuple(actions), strike=strike,
-                                 standing=after)
+            created = self.repo.insert_actions([r for r in rows if r is not None], now=now, tx=s)
+            strikes_cfg = self.policy.enforcement.strikes
+            struck = {a for d, a in items if a is not None and gives_strike(strikes_cfg, d.action.value)
+                      and decision_weight(self.policy, d.flagged) is not None}
+            for actor in sorted(struck):
+                self.repo.lock_actor(actor, tx=s)
+            out: list[EnforcementResult] = []
+            for (decision, actor_id), row in zip(items, rows, strict=True):
+                actions: list[RecordedAction] = []
+                if row is not None:
+                    actions.append(RecordedAction(idempotency_key=row["idempotency_key"], kind=row["kind"],
+                                                  event=EVENT_CONTENT_ACTION, action=row["action"],
+                                                  created=row["idempotency_key"] in created))
+                strike, after, account = self._strike(
+                    s, actor_id=actor_id, strike_decision_id=decision.decision_id, action=decision.action.value,
+                    categories=decision.flagged, content_id=decision.content_id,
+                    policy_version=decision.policy_version, source=SOURCE_AUTOMATED, now=now)
+                actions.extend(account)
+                out.append(EnforcementResult(decision_id=decision.decision_id, actions=tuple(actions), strike=strike,
+                                             standing=after))
+        return out
+
+    @staticmethod
+    def _content_action(decision: Decision, actor_id: str | None, now: datetime) -> dict[str, Any] | None:
+        """The content-action outbox row of an automated decision (None for `allow`)."""
+        if decision.action is Action.ALLOW:
+            return None
+        key = idempotency_key(EVENT_CONTENT_ACTION, decision.decision_id, decision.action.value)
+        payload = {
+            "type": EVENT_CONTENT_ACTION,
+            "idempotency_key": key,
+            "decision_id": decision.decision_id,
+            "content_id": decision.content_id,
+            "actor_id": actor_id,
+            "action": decision.action.value,
+            "categories": list(decision.flagged),
+            "uncertain": list(decision.uncertain),
+            "surface": decision.surface,
+            "automated": decision.automated,
+            "source": SOURCE_AUTOMATED,
+            "policy": decision.policy_name,
+            "policy_version": decision.policy_version,
+            "review_queue": decision.review_queue,
+            "reasons": _reasons_summary(decision),
+            "occurred_at": now.isoformat(),
+        }
+        return {"idempotency_key": key, "kind": "content_action", "action": decision.action.value,
+                "decision_id": decision.decision_id, "content_id": decision.content_id, "actor_id": actor_id,
+                "payload": payload}
 
     def record_review(
         self,

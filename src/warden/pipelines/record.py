@@ -53,9 +53,9 @@ class DecisionRecorder:
             if self.enforcement is not None:
                 # Only decisions stored now: a resubmission (even with other text) keeps the first
                 # stored decision, so it must not queue a second, different action.
-                for content, decision in zip(contents, decisions, strict=True):
-                    if decision.decision_id in new_ids:
-                        self.enforcement.record_decision(decision, actor_id=content.actor_id, tx=tx)
+                fresh = [(d, c.actor_id) for c, d in zip(contents, decisions, strict=True) if d.decision_id in new_ids]
+                if fresh:
+                    self.enforcement.record_decisions(fresh, tx=tx)
             self.store.append_audit(actor=actor, event=event, subject=subject,
                                     details={**(details or {}), "items": len(decisions), "stored": stored}, tx=tx)
         return RecordResult(decisions=len(decisions), stored=stored)

@@ -2,8 +2,8 @@
 
 Delivery is at-least-once and the effects are exactly-once:
 
-1. `XREADGROUP` takes up to `batch_size` new events for this consumer (pull: a worker never
-   holds more than one batch, which is its backpressure);
+1. `XREADGROUP` takes up to `batch_size` new events for this consumer (pull: a worker holds
+   at most `moderation_threads + 1` batches, which is its backpressure);
 2. events that cannot be parsed go to the dead-letter stream at once (retrying cannot fix
    them);
 3. the rest are moderated as one batch and recorded in ONE database transaction
@@ -12,11 +12,17 @@ Delivery is at-least-once and the effects are exactly-once:
 4. only then are the decision events published and the input events acknowledged, together
    in one Redis MULTI/EXEC.
 
+`run()` overlaps batches (`StreamConfig.moderation_threads` >= 1): the reading thread hands
+each batch to one of `moderation_threads` threads, and one recording thread does steps 3 and 4
+for each batch in read order. Model inference and database waits release the GIL, so one worker uses both
+cores. Batches are still recorded and acknowledged one at a time, each after its own commit.
+
 A crash between 3 and 4 leaves the events pending; they are re-read by `XAUTOCLAIM` (from
 any worker of the group) after `claim_idle_ms`, moderated again (same decision ids) and
-recorded again, which stores nothing new. An event delivered `max_deliveries` times without
+recorded again, which stores nothing new (a worker never claims its own batch in flight:
+it lets it finish first). An event delivered `max_deliveries` times without
 success goes to the dead-letter stream with its last error. On SIGTERM the worker finishes
-its batch, acknowledges and exits.
+its batches in flight, acknowledges and exits.
 
 The event schema is versioned and documented in `docs/events.md`.
 """
@@ -25,10 +31,12 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -72,10 +80,17 @@ class StreamConfig:
     output_maxlen: int = 1_000_000  # approximate cap of the decision stream (XADD MAXLEN ~)
     default_surface: str = "comment"
     retry_backoff_s: float = 1.0  # pause after a failed batch (the database or Redis is down)
+    # `run()` moderates batches in `moderation_threads` threads and records them in one more,
+    # so model inference (which releases the GIL), Python work and database/Redis waits of
+    # consecutive batches overlap on two cores. 0: read, moderate and record in one thread
+    # (best on one core: the threads only add switching there).
+    moderation_threads: int = 2
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_deliveries < 1 or self.block_ms < 0 or self.claim_idle_ms < 0:
             raise ValueError("batch_size and max_deliveries must be >= 1; block_ms and claim_idle_ms >= 0")
+        if not 0 <= self.moderation_threads <= 8:
+            raise ValueError(f"moderation_threads must be in 0..8, got {self.moderation_threads}")
 
 
 def _pid() -> int:
@@ -126,6 +141,19 @@ class _Parsed:
     event: _Event
     content: Content
     published_at: float | None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One read batch, moderated, waiting to be recorded, published and acknowledged."""
+
+    events: list[_Event]
+    claimed: int
+    started: float  # perf_counter when its handling began
+    parsed: list[_Parsed]
+    dead: list[tuple[_Event, str]]
+    moderated: list[tuple[_Parsed, Decision]]  # unique content ids, in read order
+    failed: list[_Parsed]  # moderation raised for these: left pending for a retry
 
 
 class InvalidEvent(ValueError):
@@ -225,33 +253,80 @@ class StreamWorker:
     # -- main loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event, *, max_events: int | None = None,
             idle_exit_s: float | None = None) -> WorkerTotals:
-        """Process until `stop` is set; `max_events`/`idle_exit_s` bound test and benchmark runs."""
+        """Process until `stop` is set; `max_events`/`idle_exit_s` bound test and benchmark runs.
+
+        With `config.moderation_threads` >= 1, batches are moderated by that many threads and
+        recorded, published and acknowledged by one more, in read order, each only after its
+        own commit; this thread only reads. With 0, everything happens in this thread."""
         self.ensure_group()
+        threads = self.config.moderation_threads
+        pipeline = _Pipeline(self, threads) if threads > 0 else None
         idle_since = time.monotonic()
-        while not stop.is_set():
-            try:
-                outcome = self.process_once()
-            except Exception as exc:  # Redis or the database is down: wait, then retry; never die
-                log.error("batch failed: %s: %s", type(exc).__name__, str(exc)[:300])
-                self.metrics.events.labels("batch_error").inc()
-                stop.wait(self.config.retry_backoff_s)
-                continue
-            if outcome.read:
-                idle_since = time.monotonic()
-            elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
-                break
-            if max_events is not None and self.totals.read >= max_events:
-                break
+        read = 0
+        try:
+            while not stop.is_set():
+                if pipeline is not None and pipeline.take_failure():
+                    stop.wait(self.config.retry_backoff_s)
+                    continue
+                try:
+                    n = self._step(pipeline)
+                except Exception as exc:  # Redis or the database is down: wait, then retry; never die
+                    log.error("batch failed: %s: %s", type(exc).__name__, str(exc)[:300])
+                    self.metrics.events.labels("batch_error").inc()
+                    stop.wait(self.config.retry_backoff_s)
+                    continue
+                read += n
+                if n:
+                    idle_since = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                    break
+                if max_events is not None and read >= max_events:
+                    break
+        finally:
+            if pipeline is not None:
+                pipeline.close()  # finish and acknowledge the batches in flight
         return self.totals
 
+    def _step(self, pipeline: _Pipeline | None) -> int:
+        """Read one batch and handle it here, or hand it to `pipeline`."""
+        if pipeline is None:
+            return self.process_once().read
+        claim = self._claim_due()
+        if claim:
+            # Our own batches in flight are pending too: let them finish so we never claim them.
+            pipeline.drain()
+        pipeline.reserve()  # blocks while the pipeline is full: events stay in Redis for other workers
+        try:
+            events, claimed = self._read(claim=claim)
+        except BaseException:
+            pipeline.unreserve()
+            raise
+        if not events:
+            pipeline.unreserve()
+            return 0
+        pipeline.submit(events, claimed)
+        return len(events)
+
     def process_once(self) -> BatchOutcome:
-        """Claim stale events of dead workers (every `claim_every_s`), else read new ones."""
+        """Claim stale events of dead workers (every `claim_every_s`), else read new ones; then
+        moderate, record, publish and acknowledge them in this thread."""
+        events, claimed = self._read(claim=self._claim_due())
+        if not events:
+            return BatchOutcome()
+        outcome = self._finish(self._prepare(events, claimed))
+        self.totals.add(outcome)
+        return outcome
+
+    def _claim_due(self) -> bool:
+        return time.monotonic() - self._last_claim >= self.config.claim_every_s
+
+    def _read(self, *, claim: bool) -> tuple[list[_Event], int]:
+        """Stale events of dead workers when `claim` (and some are idle long enough), else new ones."""
         cfg = self.config
         events: list[_Event] = []
         claimed = 0
-        now = time.monotonic()
-        if now - self._last_claim >= cfg.claim_every_s:
-            self._last_claim = now
+        if claim:
+            self._last_claim = time.monotonic()
             events = self._claim_stale()
             claimed = len(events)
             self._update_gauges()
@@ -260,13 +335,7 @@ class StreamWorker:
                                          block=cfg.block_ms or None)
             for _stream, messages in resp or []:
                 events.extend(_Event(mid, dict(f or {}), 1) for mid, f in messages)
-        if not events:
-            return BatchOutcome()
-        outcome = self._handle(events)
-        outcome = BatchOutcome(read=outcome.read, decided=outcome.decided, stored=outcome.stored,
-                               dead_lettered=outcome.dead_lettered, failed=outcome.failed, claimed=claimed)
-        self.totals.add(outcome)
-        return outcome
+        return events, claimed
 
     def _claim_stale(self) -> list[_Event]:
         cfg = self.config
@@ -293,7 +362,8 @@ class StreamWorker:
             log.debug("xinfo groups failed: %s", exc)
 
     # -- one batch ---------------------------------------------------------------------
-    def _handle(self, events: list[_Event]) -> BatchOutcome:
+    def _prepare(self, events: list[_Event], claimed: int) -> _Batch:
+        """Parse (invalid events are dead letters) and moderate; nothing is written yet."""
         cfg = self.config
         started = time.perf_counter()
         parsed: list[_Parsed] = []
@@ -312,11 +382,39 @@ class StreamWorker:
         # Items with a duplicate id in one batch: keep the first, acknowledge the rest with it.
         seen: set[str] = set()
         unique = [p for p in parsed if not (p.content.id in seen or seen.add(p.content.id))]
-        done, failed, stored = self._moderate_and_record(unique)
+        moderated, failed = self._moderate(unique)
+        return _Batch(events, claimed, started, parsed, dead, moderated, failed)
+
+    def _moderate(self, items: list[_Parsed]) -> tuple[list[tuple[_Parsed, Decision]], list[_Parsed]]:
+        """The batch at once; when that fails, item by item, so one poisonous item cannot hold
+        back the others (it stays pending and is retried, then dead-lettered)."""
+        if not items:
+            return [], []
+        try:
+            return list(zip(items, self.moderator.moderate_batch([p.content for p in items]), strict=True)), []
+        except Exception as exc:
+            if len(items) == 1:
+                self._item_failed(items[0], exc)
+                return [], items
+            log.warning("moderating a batch of %d failed (%s); retrying item by item", len(items), type(exc).__name__)
+        done: list[tuple[_Parsed, Decision]] = []
+        failed: list[_Parsed] = []
+        for p in items:
+            try:
+                done.extend(zip([p], self.moderator.moderate_batch([p.content]), strict=True))
+            except Exception as exc:
+                self._item_failed(p, exc)
+                failed.append(p)
+        return done, failed
+
+    def _finish(self, batch: _Batch) -> BatchOutcome:
+        """Record (one transaction), then publish the decisions and acknowledge, then metrics."""
+        done, failed, stored = self._record_all(batch.moderated)
+        failed = [*batch.failed, *failed]
         done_ids = {p.content.id for p, _ in done}
-        ack = [p.event.message_id for p in parsed if p.content.id in done_ids]
-        self._publish_and_ack(done, ack, dead)
-        elapsed = time.perf_counter() - started
+        ack = [p.event.message_id for p in batch.parsed if p.content.id in done_ids]
+        self._publish_and_ack(done, ack, batch.dead)
+        elapsed = time.perf_counter() - batch.started
         now = self.clock()
         for p, _ in done:
             if p.published_at is not None:
@@ -324,45 +422,46 @@ class StreamWorker:
         self.metrics.batches.inc()
         self.metrics.batch_seconds.observe(elapsed)
         self.metrics.events.labels("decided").inc(len(done))
-        self.metrics.events.labels("dead_lettered").inc(len(dead))
+        self.metrics.events.labels("dead_lettered").inc(len(batch.dead))
         self.metrics.events.labels("failed").inc(len(failed))
-        return BatchOutcome(read=len(events), decided=len(done), stored=stored, dead_lettered=len(dead),
-                            failed=len(failed))
+        return BatchOutcome(read=len(batch.events), decided=len(done), stored=stored, dead_lettered=len(batch.dead),
+                            failed=len(failed), claimed=batch.claimed)
 
-    def _moderate_and_record(self, items: list[_Parsed]) -> tuple[list[tuple[_Parsed, Decision]], list[_Parsed], int]:
-        """Moderate and record the batch; when that fails, item by item, so one poisonous item
-        cannot hold back the others (it stays pending and is retried, then dead-lettered)."""
+    def _record_all(self, items: list[tuple[_Parsed, Decision]]
+                    ) -> tuple[list[tuple[_Parsed, Decision]], list[_Parsed], int]:
+        """Record the batch; when that fails, item by item (as `_moderate`)."""
         if not items:
             return [], [], 0
         try:
-            done, stored = self._record(items)
-            return done, [], stored
+            return items, [], self._record(items)
         except Exception as exc:
             if len(items) == 1:
-                log.warning("event %s failed: %s: %s", items[0].event.message_id.decode(), type(exc).__name__,
-                            str(exc)[:300])
-                return [], items, 0
-            log.warning("batch of %d failed (%s); retrying item by item", len(items), type(exc).__name__)
+                self._item_failed(items[0][0], exc)
+                return [], [items[0][0]], 0
+            log.warning("recording a batch of %d failed (%s); retrying item by item", len(items),
+                        type(exc).__name__)
         done: list[tuple[_Parsed, Decision]] = []
         failed: list[_Parsed] = []
         stored = 0
-        for p in items:
+        for item in items:
             try:
-                d, n = self._record([p])
-                done.extend(d)
-                stored += n
+                stored += self._record([item])
+                done.append(item)
             except Exception as exc:
-                log.warning("event %s failed: %s: %s", p.event.message_id.decode(), type(exc).__name__, str(exc)[:300])
-                failed.append(p)
+                self._item_failed(item[0], exc)
+                failed.append(item[0])
         return done, failed, stored
 
-    def _record(self, items: list[_Parsed]) -> tuple[list[tuple[_Parsed, Decision]], int]:
-        contents = [p.content for p in items]
-        decisions = self.moderator.moderate_batch(contents)
-        result = self.recorder.record(contents, decisions, actor=f"worker:{self.config.consumer}",
-                                      event="moderate.stream", subject=self.config.input_stream,
-                                      details={"first_message": items[0].event.message_id.decode()})
-        return list(zip(items, decisions, strict=True)), int(getattr(result, "stored", 0))
+    def _record(self, items: list[tuple[_Parsed, Decision]]) -> int:
+        result = self.recorder.record([p.content for p, _ in items], [d for _, d in items],
+                                      actor=f"worker:{self.config.consumer}", event="moderate.stream",
+                                      subject=self.config.input_stream,
+                                      details={"first_message": items[0][0].event.message_id.decode()})
+        return int(getattr(result, "stored", 0))
+
+    @staticmethod
+    def _item_failed(p: _Parsed, exc: Exception) -> None:
+        log.warning("event %s failed: %s: %s", p.event.message_id.decode(), type(exc).__name__, str(exc)[:300])
 
     def _publish_and_ack(self, done: list[tuple[_Parsed, Decision]], ack: list[bytes],
                          dead: list[tuple[_Event, str]]) -> None:
@@ -386,6 +485,77 @@ class StreamWorker:
         pipe.execute()
         for ev, error in dead:
             log.warning("dead-lettered event %s: %s", ev.message_id.decode(), error[:200])
+
+
+class _Pipeline:
+    """Moderates batches in `moderation_threads` threads (1: in the caller's thread) and
+    records, publishes and acknowledges them in one more thread, in the order they were read.
+
+    A slot is reserved before each read and freed when that batch is acknowledged, so a worker
+    holds at most `moderation_threads + 1` batches: the backpressure. Moderating two batches at
+    once lets one batch's model inference (ONNX Runtime releases the GIL) overlap the other's
+    Python work; the service already calls the moderator from concurrent threads."""
+
+    def __init__(self, worker: StreamWorker, moderation_threads: int) -> None:
+        self.worker = worker
+        self._capacity = max(1, moderation_threads) + 1
+        self._slots = threading.Semaphore(self._capacity)
+        self._pool = (ThreadPoolExecutor(moderation_threads, thread_name_prefix="warden-moderate")
+                      if moderation_threads > 1 else None)
+        self._queue: queue.SimpleQueue[Future[_Batch] | None] = queue.SimpleQueue()
+        self._failed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="warden-record", daemon=True)
+        self._thread.start()
+
+    def reserve(self) -> None:
+        self._slots.acquire()
+
+    def unreserve(self) -> None:
+        self._slots.release()
+
+    def submit(self, events: list[_Event], claimed: int) -> None:
+        """Hand over a batch read with a reserved slot."""
+        if self._pool is not None:
+            future = self._pool.submit(self.worker._prepare, events, claimed)
+        else:
+            future = Future()
+            try:
+                future.set_result(self.worker._prepare(events, claimed))
+            except Exception as exc:
+                future.set_exception(exc)
+        self._queue.put(future)
+
+    def drain(self) -> None:
+        """Wait until every batch handed over is acknowledged (or failed)."""
+        for _ in range(self._capacity):
+            self._slots.acquire()
+        for _ in range(self._capacity):
+            self._slots.release()
+
+    def take_failure(self) -> bool:
+        """Whether a batch failed since the last call (the caller backs off)."""
+        if self._failed.is_set():
+            self._failed.clear()
+            return True
+        return False
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _loop(self) -> None:
+        w = self.worker
+        while (future := self._queue.get()) is not None:
+            try:
+                w.totals.add(w._finish(future.result()))
+            except Exception as exc:  # Redis or the database is down: the events stay pending
+                log.error("batch failed: %s: %s", type(exc).__name__, str(exc)[:300])
+                w.metrics.events.labels("batch_error").inc()
+                self._failed.set()
+            finally:
+                self._slots.release()
 
 
 def serve_metrics(metrics: WorkerMetrics, *, host: str, port: int) -> Any:

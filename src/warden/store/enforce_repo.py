@@ -27,6 +27,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from warden.store.bulk import insert_do_nothing
 from warden.store.models import EnforcementActionRow, StrikeRow, WebhookDeadLetterRow
 from warden.store.repository import Store
 
@@ -156,6 +157,26 @@ class EnforcementRepository:
             index_elements=["idempotency_key"]).returning(EnforcementActionRow.id)
         with self._write(tx) as s:
             return s.execute(stmt).scalar_one_or_none()
+
+    def insert_actions(self, actions: list[dict[str, Any]], *, now: datetime, tx: Session | None = None) -> set[str]:
+        """Add pending webhooks in one statement; returns the idempotency keys that were new
+        (existing keys are skipped, as in `insert_action`). Each dict has the keyword arguments
+        of `insert_action` except `now`."""
+        rows: dict[str, dict[str, Any]] = {}
+        for a in actions:
+            if a["kind"] not in ACTION_KINDS:
+                raise ValueError(f"unknown kind {a['kind']!r}; allowed: {', '.join(ACTION_KINDS)}")
+            rows.setdefault(a["idempotency_key"], {
+                "idempotency_key": a["idempotency_key"], "kind": a["kind"], "action": a["action"],
+                "decision_id": a["decision_id"], "content_id": a["content_id"], "actor_id": a["actor_id"],
+                "payload": a["payload"], "status": "pending", "attempts": 0, "next_attempt_at": now,
+                "last_error": None, "created_at": now, "delivered_at": None,
+            })
+        if not rows:
+            return set()
+        with self._write(tx) as s:
+            return set(insert_do_nothing(s, EnforcementActionRow.__table__, list(rows.values()),
+                                         returning="idempotency_key", index_elements=["idempotency_key"]))
 
     def get_action(self, action_id: int) -> ActionRecord | None:
         with self.store.session() as s:

@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 from warden.core.content import Content
 from warden.core.decision import Decision
 from warden.store import keys as keymod
+from warden.store.bulk import insert_do_nothing
 from warden.store.models import ApiKeyRow, AuditLogRow, ContentRow, DecisionRow, ReviewOutcomeRow, ShadowDecisionRow
 from warden.store.sqltypes import utcnow
 
@@ -392,12 +393,8 @@ class Store:
             }
         if not rows:
             return set()
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        table = DecisionRow.__table__  # a Core insert: skips the ORM bulk-insert machinery
-        stmt = insert(table).on_conflict_do_nothing().returning(table.c.decision_id)
         with self._using(tx) as s:
-            inserted = s.execute(stmt, list(rows.values())).scalars().all()
-        return set(inserted)
+            return set(insert_do_nothing(s, DecisionRow.__table__, list(rows.values()), returning="decision_id"))
 
     def get_decision(self, id_: str) -> DecisionRecord | None:
         """By decision_id; else by content_id (the most recently stored policy version)."""
@@ -460,11 +457,9 @@ class Store:
             rows[c.id] = {"content_id": c.id, "text": c.text, "surface": c.surface, "actor_id": c.actor_id,
                           "created_at": now}
         if not rows:
-            return set()
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = insert(ContentRow).on_conflict_do_nothing().returning(ContentRow.content_id)
+            return 0
         with self._using(tx) as s:
-            return len(s.execute(stmt, list(rows.values())).scalars().all())
+            return len(insert_do_nothing(s, ContentRow.__table__, list(rows.values()), returning="content_id"))
 
     def archived_content(
         self,

@@ -46,6 +46,7 @@ from warden.review.routing import (
     route,
     selected_for_double_review,
 )
+from warden.store.bulk import insert_do_nothing
 from warden.store.models import (
     AppealRow,
     ContentRow,
@@ -346,9 +347,9 @@ class ReviewRepository:
             })
         if not rows:
             return []
-        stmt = self._insert(T).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(T.id)
         with self.store._using(tx) as s:
-            return [int(i) for i in s.execute(stmt, list(rows.values())).scalars().all()]
+            return [int(i) for i in insert_do_nothing(s, T.__table__, list(rows.values()), returning="id",
+                                                      index_elements=["dedupe_key"])]
 
     def enqueue_decisions(self, contents: Sequence[Content], decisions: Sequence[Decision], *,
                           tx: Session | None = None) -> list[int]:

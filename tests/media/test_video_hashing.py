@@ -181,3 +181,51 @@ def test_frames_hashes_are_stable_across_runs() -> None:
     FRAME_CACHE.clear()
     two = hash_video(MediaPart(kind=Modality.VIDEO, data=data))
     assert one == two and np.all([f.quality == 100 for f in one.frames])
+
+
+def test_lookup_route_matches_an_uploaded_video(tmp_path: Path) -> None:
+    """`POST /v1/hashes/lookup` with a `video` file: vPDQ against banked videos, frames against
+    banked images; bad uploads are 4xx with the reason, never a 500."""
+    from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
+
+    from warden.service import ServiceSettings, create_app
+
+    store = Store.from_url(f"sqlite:///{tmp_path / 'api.db'}")
+    store.upgrade()
+    repo = HashBankRepository(store)
+    repo.create_bank(VIDEOS, actor="t")
+    repo.add_hashes(VIDEOS.name, _frames_entries(_original(), "case-9"), actor="t")
+    key = store.create_api_key("k", "client")[1]
+    moderator = SimpleNamespace(policy=SimpleNamespace(name="t", version="1", surfaces=("comment",),
+                                                       categories={"sexual/minors": None}))  # routes here never moderate
+    app = create_app(moderator=moderator, store=store, settings=ServiceSettings(max_body_bytes=64 * 1024))
+    h = {"Authorization": f"Bearer {key}"}
+    copy = reencode(_original(), bit_rate=200_000)
+    assert len(copy) > 64 * 1024  # over the JSON/image limit: videos have the media limit
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            r = client.post("/v1/hashes/lookup", headers=h, files={"video": ("copy.webm", copy, "video/webm")})
+            assert r.status_code == 200, r.text
+            out = r.json()
+            assert out["matched"] and out["action"] == "escalate" and out["report"]
+            assert out["categories"] == ["sexual/minors"]
+            [vm] = out["video_matches"]
+            assert (vm["content_id"], vm["query_match_pct"]) == ("case-9", 100.0)
+            other = scenes((photo("rocket"), 3.0), (photo("camera"), 3.0))
+            r = client.post("/v1/hashes/lookup", headers=h, files={"video": ("o.mp4", other, "video/mp4")})
+            assert r.status_code == 200 and not r.json()["matched"] and r.json()["video_matches"] == []
+            r = client.post("/v1/hashes/lookup", headers=h, files={"video": ("bad.mp4", copy[: len(copy) // 3],
+                                                                             "video/mp4")})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_image", r.text
+            r = client.post("/v1/hashes/lookup", headers=h, files={"video": ("x.mp4", b"\x00" * 100, "video/mp4")})
+            assert r.status_code == 422, r.text
+            r = client.post("/v1/hashes/lookup", headers=h, files={"image": ("a.png", b"x", "image/png"),
+                                                                   "video": ("b.mp4", copy, "video/mp4")})
+            assert r.status_code in (400, 422) and r.status_code != 500, r.text
+            r = client.post("/v1/hashes/lookup", headers={**h, "content-type": "application/json"},
+                            content=b'{"pdq": "' + b"0" * 70_000 + b'"}')
+            assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    finally:
+        store.close()

@@ -428,28 +428,9 @@ def lookup(
 
 
 def _lookup_video(matcher: Any, path: Path, max_distance: int, names: list[str] | None) -> dict[str, Any]:
-    """A video's MD5 and frame matches (against banked images) and vPDQ matches (banked videos)."""
-    from warden.detectors.hashing.matcher import HashDecision
-    from warden.detectors.hashing.video import hash_video
+    from warden.detectors.hashing.video import hash_video, lookup_video
 
-    vh = hash_video(_video_part(path))
-    frames = vh.matchable()
-    lookup = matcher.match_video([f.pdq for f in frames], max_distance=max_distance, banks=names)
-    matches = [*matcher.match_md5(vh.md5, banks=names), *(fm.match for fm in lookup.frame_matches)]
-    decision = HashDecision.from_matches(matches)
-    out = decision.to_dict()
-    action = decision.action
-    for vm in lookup.video_matches:  # a banked video's action and category count as a match too
-        out["matched"] = True
-        out["categories"] = sorted({*out["categories"], vm.category})
-        out["report"] = out["report"] or vm.report
-        if vm.action.rank > action.rank:
-            action = vm.action
-    out["action"] = action.value
-    out["frame_matches"] = [{"time_s": frames[fm.frame].time_s, **fm.match.to_dict()} for fm in lookup.frame_matches]
-    out["video_matches"] = [vm.to_dict() for vm in lookup.video_matches]
-    out["hashes"] = {"md5": vh.md5, "bytes": vh.size, "frames": len(vh.frames), "matchable_frames": len(frames)}
-    return out
+    return lookup_video(matcher, hash_video(_video_part(path)), max_distance=max_distance, banks=names)
 
 
 __all__ = ["bank_app", "hash_app"]

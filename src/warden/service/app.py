@@ -128,7 +128,8 @@ def create_app(
     install_ui(app)  # /ui: the reviewer and admin web UI (session cookies, not API keys)
     # Last added is outermost: metrics see everything, including 413s from the size limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       path_limits={"/v1/moderate/media": settings.max_media_body_bytes})
+                       path_limits={"/v1/moderate/media": settings.max_media_body_bytes,
+                                    "/v1/hashes/lookup": settings.max_media_body_bytes})
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     policy = moderator.policy

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.exc import SQLAlchemyError
 
+from warden.core import MediaPart, Modality
 from warden.detectors.hashing.banks import (
     FORMATS,
     Bank,
@@ -42,6 +43,7 @@ from warden.detectors.hashing.matcher import HashDecision, MatcherCache
 from warden.detectors.hashing.md5 import validate_md5_hex
 from warden.detectors.hashing.pdq import DEFAULT_MAX_DISTANCE, MIN_QUALITY, ImageError, MissingDependency
 from warden.detectors.hashing.pdq import validate_pdq_hex as _validate_pdq
+from warden.detectors.hashing.video import hash_video, lookup_video
 from warden.service.auth import require_roles
 from warden.service.bodies import StrictBody, parse_model, validate_model
 from warden.service.errors import ApiError
@@ -198,27 +200,31 @@ def _is_json(request: Request) -> bool:
     return not ctype or ctype.startswith("application/json") or ctype.startswith("text/plain")
 
 
-async def _form(request: Request) -> tuple[bytes, dict[str, str]]:
-    """The `image` file and the text fields of a multipart body."""
+async def _form(request: Request) -> tuple[str, bytes, dict[str, str]]:
+    """The uploaded file (`image` or `video`: which one, its bytes) and the text fields of a
+    multipart body."""
     try:
         form = await request.form(max_files=1, max_fields=10)
     except ApiError:
         raise
     except Exception as exc:  # multipart parser errors: the client's body
         raise ApiError(400, "invalid_multipart", f"the multipart body cannot be parsed ({type(exc).__name__}); "
-                       "send multipart/form-data with an 'image' file field") from None
+                       "send multipart/form-data with an 'image' or a 'video' file field") from None
     try:
-        upload = form.get("image")
-        if upload is None or isinstance(upload, str):
-            raise ApiError(422, "invalid_request", "image: upload the image as a file field named 'image'")
-        data = await upload.read()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        uploads = [(name, form.get(name)) for name in ("image", "video") if form.get(name) is not None]
+        if len(uploads) != 1 or isinstance(uploads[0][1], str):
+            raise ApiError(422, "invalid_request", "upload one file, as a file field named 'image' or 'video'")
+        kind, upload = uploads[0]
+        data = await upload.read()  # type: ignore[union-attr]
+        fields = {k: v for k, v in form.items() if isinstance(v, str) and k not in ("image", "video")}
     finally:
         await form.close()
-    limit = int(getattr(request.app.state.settings, "max_body_bytes", 2 * 1024 * 1024))
+    settings = request.app.state.settings
+    limit = int(getattr(settings, "max_media_body_bytes" if kind == "video" else "max_body_bytes", 2 * 1024 * 1024))
     if len(data) > limit:
-        raise ApiError(413, "body_too_large", f"the image exceeds the limit of {limit:,} bytes", {"limit_bytes": limit})
-    return data, fields
+        raise ApiError(413, "body_too_large", f"the {kind} exceeds the limit of {limit:,} bytes",
+                       {"limit_bytes": limit})
+    return kind, data, fields
 
 
 def _form_lookup(fields: dict[str, str]) -> ImageLookupIn:
@@ -250,20 +256,30 @@ def _lookup_response(decision: HashDecision, hashes: ImageHashes | None, *, skip
     return out
 
 
+def _lookup_video(cache: MatcherCache, data: bytes, body: ImageLookupIn) -> dict[str, Any]:
+    hashes = hash_video(MediaPart(kind=Modality.VIDEO, data=data))
+    return lookup_video(cache.get(), hashes, max_distance=body.max_distance, banks=body.banks)
+
+
 # -- lookup (client keys) --------------------------------------------------------------------
-@router.post("/v1/hashes/lookup", summary="Match a PDQ/MD5 hash or an uploaded image against the hash banks",
+@router.post("/v1/hashes/lookup", summary="Match a PDQ/MD5 hash or an uploaded image or video against the hash banks",
              responses=ERROR_RESPONSES, openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": LookupIn.model_json_schema()},
-                 "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
-                     "image": {"type": "string", "format": "binary"}, "max_distance": {"type": "integer"},
+                 "multipart/form-data": {"schema": {"type": "object", "properties": {
+                     "image": {"type": "string", "format": "binary"},
+                     "video": {"type": "string", "format": "binary", "description": "MP4, MOV, WebM or AVI: its MD5, "
+                               "frame PDQs against banked images and vPDQ against banked videos"},
+                     "max_distance": {"type": "integer"},
                      "exact_dihedral": {"type": "boolean"},
                      "banks": {"type": "string", "description": "comma-separated bank names"}}}}}}})
 async def lookup(request: Request, _key: ApiKeyRecord = Depends(require_roles(*LOOKUP_ROLES))) -> JSONResponse:
     """The decision a match calls for: the matched banks' categories, the most severe of their
     actions and whether to report; each match with its bank, distance, hash id and variant."""
     if _is_multipart(request):
-        data, fields = await _form(request)
+        kind, data, fields = await _form(request)
         body = _form_lookup(fields)
+        if kind == "video":
+            return JSONResponse(await _call(_lookup_video, _cache(request), data, body))
         hashes = await _call(hash_image, data, exact_dihedral=body.exact_dihedral)
         cache = _cache(request)
 
@@ -275,8 +291,13 @@ async def lookup(request: Request, _key: ApiKeyRecord = Depends(require_roles(*L
         return JSONResponse(_lookup_response(HashDecision.from_matches(matches), hashes, skipped_low_quality=skipped))
     if not _is_json(request):
         raise ApiError(415, "unsupported_media_type", "send application/json ({\"pdq\": ...}) or multipart/form-data "
-                       "with an 'image' file")
-    body = parse_model(await request.body(), LookupIn)
+                       "with an 'image' or a 'video' file")
+    raw = await request.body()
+    json_limit = int(getattr(request.app.state.settings, "max_body_bytes", 2 * 1024 * 1024))
+    if len(raw) > json_limit:  # the route admits video-sized bodies; a JSON hash lookup is tiny
+        raise ApiError(413, "body_too_large", f"a JSON lookup is limited to {json_limit:,} bytes",
+                       {"limit_bytes": json_limit})
+    body = parse_model(raw, LookupIn)
     try:
         pdq = _validate_pdq(body.pdq) if body.pdq is not None else None
         md5 = validate_md5_hex(body.md5) if body.md5 is not None else None
@@ -375,7 +396,10 @@ async def add_hashes(request: Request, name: str = Path(min_length=1, max_length
     bank = _bank_name(name)
     hashes: ImageHashes | None = None
     if _is_multipart(request):
-        data, fields = await _form(request)
+        kind, data, fields = await _form(request)
+        if kind == "video":
+            raise ApiError(422, "invalid_request", "videos are banked with the CLI (`warden hash bank add BANK "
+                           "clip.mp4`: its MD5 and frame hashes under one content id); upload an image here")
         unknown = sorted(set(fields) - {"source", "category", "content_id", "note"})
         if unknown:
             raise ApiError(422, "invalid_request", f"unexpected form field(s): {', '.join(unknown)[:200]}")

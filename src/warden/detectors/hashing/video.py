@@ -11,6 +11,7 @@ frames below PDQ quality `min_quality` (flat, black) are not matched on.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,4 +80,31 @@ def hash_video(part: MediaPart, limits: Any = None) -> VideoHashes:
     return VideoHashes(md5=md5_hex(data), size=len(data), duration_s=sample.info.duration_s, frames=tuple(frames))
 
 
-__all__ = ["FrameHash", "VideoHashes", "hash_video"]
+def lookup_video(matcher: Any, hashes: VideoHashes, *, max_distance: int | None = None,
+                 banks: Collection[str] | None = None) -> dict[str, Any]:
+    """The lookup answer for a hashed video (CLI and HTTP share it): its MD5 and frame matches
+    against banked images, vPDQ matches against banked videos, and the decision they call for
+    (a banked video's category, action and report flag count like a match)."""
+    from warden.detectors.hashing.matcher import HashDecision
+
+    frames = hashes.matchable()
+    lookup = matcher.match_video([f.pdq for f in frames], max_distance=max_distance, banks=banks)
+    matches = [*matcher.match_md5(hashes.md5, banks=banks), *(fm.match for fm in lookup.frame_matches)]
+    decision = HashDecision.from_matches(matches)
+    out = decision.to_dict()
+    action = decision.action
+    for vm in lookup.video_matches:
+        out["matched"] = True
+        out["categories"] = sorted({*out["categories"], vm.category})
+        out["report"] = out["report"] or vm.report
+        if vm.action.rank > action.rank:
+            action = vm.action
+    out["action"] = action.value
+    out["frame_matches"] = [{"time_s": frames[fm.frame].time_s, **fm.match.to_dict()} for fm in lookup.frame_matches]
+    out["video_matches"] = [vm.to_dict() for vm in lookup.video_matches]
+    out["hashes"] = {"md5": hashes.md5, "bytes": hashes.size, "frames": len(hashes.frames),
+                     "matchable_frames": len(frames)}
+    return out
+
+
+__all__ = ["FrameHash", "VideoHashes", "hash_video", "lookup_video"]

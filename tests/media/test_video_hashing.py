@@ -198,8 +198,9 @@ def test_lookup_route_matches_an_uploaded_video(tmp_path: Path) -> None:
     repo.create_bank(VIDEOS, actor="t")
     repo.add_hashes(VIDEOS.name, _frames_entries(_original(), "case-9"), actor="t")
     key = store.create_api_key("k", "client")[1]
+    # the hash routes never moderate
     moderator = SimpleNamespace(policy=SimpleNamespace(name="t", version="1", surfaces=("comment",),
-                                                       categories={"sexual/minors": None}))  # routes here never moderate
+                                                       categories={"sexual/minors": None}))
     app = create_app(moderator=moderator, store=store, settings=ServiceSettings(max_body_bytes=64 * 1024))
     h = {"Authorization": f"Bearer {key}"}
     copy = reencode(_original(), bit_rate=200_000)

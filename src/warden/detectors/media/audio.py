@@ -31,7 +31,7 @@ from pydantic import Field, model_validator
 
 from warden.core import Content, DetectorResult, ExtractedText, MediaPart, Modality, TextTime
 from warden.detectors.base import Detector, DetectorParams
-from warden.detectors.media.guards import MediaRejected, read_part, sniff
+from warden.detectors.media.guards import MediaRejected, declared_duration_s, read_part, sniff
 from warden.detectors.media.video import ImageVideoLimits
 
 SAMPLE_RATE = 16_000
@@ -157,17 +157,12 @@ def _open(data: bytes, limits: AudioLimits, kind: Modality) -> tuple[Any, Any | 
 
 def _check(container: Any, stream: Any, fmt: str, limits: AudioLimits, kind: Modality) -> AudioInfo:
     ctx = stream.codec_context
+    if ctx is None:  # FFmpeg knows no decoder for the stream's codec id
+        raise MediaRejected("corrupt", f"the {fmt} audio stream has an unknown or unsupported codec")
     rate, channels = int(ctx.sample_rate or 0), int(ctx.channels or 0)
     if not 1_000 <= rate <= 768_000 or not 1 <= channels <= 64:
         raise MediaRejected("corrupt", f"the audio stream declares {rate:,} Hz and {channels} channel(s)")
-    duration = None
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        duration = container.duration / 1_000_000  # av.time_base
-    if duration is not None and duration > limits.max_duration_s:
-        raise MediaRejected("too_long", f"the audio lasts {duration:,.1f} s; the limit is {limits.max_duration_s:,} s "
-                                        "(max_duration_s)")
+    duration = declared_duration_s(container, stream, what="audio", max_duration_s=limits.max_duration_s)
     if duration is not None and duration <= 0 and kind is Modality.AUDIO:
         raise MediaRejected("empty", "the audio stream is empty (0 s)")
     return AudioInfo(format=fmt, codec=str(ctx.name), sample_rate=rate, channels=channels, duration_s=duration)

@@ -26,7 +26,7 @@ import re
 import stat
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -180,6 +180,20 @@ def check_image_header(data: bytes, limits: ImageLimits) -> Image.Image:
                                                f"limit is {limits.max_pixels:,} (max_pixels), sides at most "
                                                f"{DEFAULT_MAX_SIDE:,}")
     return image
+
+
+def declared_duration_s(container: Any, stream: Any, *, what: str, max_duration_s: float) -> float | None:
+    """The duration a PyAV container's headers declare (the stream's, else the container's), or
+    None when they do not say; raises `too_long` over `max_duration_s` (before any decoding)."""
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000  # av.time_base
+    if duration is not None and duration > max_duration_s:
+        raise MediaRejected("too_long", f"the {what} lasts {duration:,.1f} s; the limit is {max_duration_s:,} s "
+                                        "(max_duration_s)")
+    return duration
 
 
 @dataclass(frozen=True, slots=True)

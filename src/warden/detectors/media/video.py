@@ -30,7 +30,14 @@ from pydantic import Field
 
 from warden.core import MediaPart, Modality
 from warden.detectors.base import DetectorParams
-from warden.detectors.media.guards import DecodedImage, ImageLimits, MediaRejected, read_part, sniff
+from warden.detectors.media.guards import (
+    DecodedImage,
+    ImageLimits,
+    MediaRejected,
+    declared_duration_s,
+    read_part,
+    sniff,
+)
 
 VideoFormat = Literal["mp4", "mov", "webm", "avi"]
 #: Decoded frames per second of allowed duration, at most: bounds work when headers lie.
@@ -160,14 +167,7 @@ def _check(container: Any, stream: Any, fmt: str, limits: VideoLimits) -> VideoI
     if width * height > limits.max_pixels:
         raise MediaRejected("too_many_pixels", f"frames are {width:,}x{height:,} = {width * height:,} pixels; the "
                                                f"limit is {limits.max_pixels:,} (max_pixels)")
-    duration = None
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        duration = container.duration / 1_000_000  # av.time_base
-    if duration is not None and duration > limits.max_duration_s:
-        raise MediaRejected("too_long", f"the video lasts {duration:,.1f} s; the limit is {limits.max_duration_s:,} s "
-                                        "(max_duration_s)")
+    duration = declared_duration_s(container, stream, what="video", max_duration_s=limits.max_duration_s)
     fps = float(stream.average_rate) if stream.average_rate else None
     return VideoInfo(format=fmt, codec=str(ctx.name), width=width, height=height, duration_s=duration, fps=fps)
 

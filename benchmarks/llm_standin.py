@@ -66,7 +66,7 @@ def train(P: Any, out: Path, *, max_train_rows: int | None = None, seed: int = 0
     from sklearn.linear_model import LogisticRegression
 
     from warden.detectors.text.linear import make_vectorizers, raw_features
-    from warden.learn.train import LINEAR_SPEC, _platt, embed_cached
+    from warden.learn.train import LINEAR_SPEC, embed_cached, platt_scaling
 
     tr = np.where(P.split == 0)[0]
     ca = np.where(P.split == 1)[0]
@@ -91,7 +91,7 @@ def train(P: Any, out: Path, *, max_train_rows: int | None = None, seed: int = 0
         lr = LogisticRegression(C=C_JOINT, solver="liblinear", class_weight="balanced", max_iter=300)
         lr.fit(Jtr[np.where(ktr)[0]], ytr[ktr].astype(int))
         w, b = lr.coef_[0].astype(np.float32), float(lr.intercept_[0])
-        a, ab = _platt(np.asarray(Jca[np.where(kca)[0]] @ w).ravel() + b, yca[kca].astype(int))
+        a, ab = platt_scaling(np.asarray(Jca[np.where(kca)[0]] @ w).ravel() + b, yca[kca].astype(int))
         cats.append(cat)
         W.append(w)
         B.append(b)

@@ -194,7 +194,9 @@ def embed_cached(texts: list[str], *, max_tokens: int = 128, progress=None) -> n
 # --------------------------------------------------------------------------------------
 # fitting
 # --------------------------------------------------------------------------------------
-def _platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def platt_scaling(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: (a, b) with p = sigmoid(a * z + b) fitted on calibration scores `z` and
+    labels `y`; the identity (1, 0) when there are too few of either class to fit."""
     from sklearn.linear_model import LogisticRegression
 
     if len(y) < 10 or y.sum() < 3 or (1 - y).sum() < 3:
@@ -265,7 +267,7 @@ def fit_linear_category(X, P: Prepared, j: int, train_mask: np.ndarray, cal_mask
         if best is None or ap > best[0]:
             best = (ap, w, b, z, C)
     _, w, b, z, C = best
-    a, bb = _platt(z, yc)
+    a, bb = platt_scaling(z, yc)
     thr = _best_threshold(_sigmoid(a * z + bb), yc)
     return w, b, a, bb, thr, C
 
@@ -287,7 +289,7 @@ def fit_head(E: np.ndarray, P: Prepared, j: int, train_mask: np.ndarray, cal_mas
         if best is None or ap > best[0]:
             best = (ap, w, b, z, C)
     _, w, b, z, C = best
-    a, bb = _platt(z, yc)
+    a, bb = platt_scaling(z, yc)
     thr = _best_threshold(_sigmoid(a * z + bb), yc)
     return w, b, a, bb, thr, C
 

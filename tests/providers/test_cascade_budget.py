@@ -87,3 +87,19 @@ def test_calls_per_minute_limit_falls_back_visibly(word_detector_cls, server: Op
     limit = "rate_limit_per_s: 0.0333, rate_limit_burst: 2, rate_limit_max_wait_s: 0"
     mod = Moderator(parse_policy(_policy(server.url, limit)))
     _check(mod.moderate_with_signals(ITEMS), server, "throttled: client-side rate limit")
+
+
+def test_parallel_chunks_cannot_overshoot_the_daily_budget() -> None:
+    """Chunks run in parallel: each is admitted against what is spent plus what the chunks in
+    flight will probably cost, so they cannot all pass a 'spent < budget' check at once."""
+    from warden.detectors.providers.base import Usage, UsageTotals
+
+    totals = UsageTotals()
+    totals.add(ok=True, usage=Usage(), cost=1.0, day="d")  # one request so far, $1 each
+    assert totals.admit("d", 3.0) and totals.admit("d", 3.0)  # 1 + 0 < 3, 1 + 1 < 3
+    assert not totals.admit("d", 3.0)  # 1 spent + 2 in flight x $1 reaches the budget
+    totals.finish()
+    assert totals.admit("d", 3.0)
+    assert totals.admit("next-day", None)  # no budget: always admitted (and counted)
+    assert totals.in_flight == 3
+    assert totals.admit("next-day", 3.0) is False  # a new day: nothing spent, 3 in flight x $1

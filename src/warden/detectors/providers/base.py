@@ -140,11 +140,29 @@ class UsageTotals:
     cost_usd: float = 0.0
     day: str = ""  # the UTC day `day_cost_usd` counts (the daily budget)
     day_cost_usd: float = 0.0
+    in_flight: int = 0  # chunks admitted under the daily budget and not finished yet
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def spent_on(self, day: str) -> float:
         with self._lock:
             return self.day_cost_usd if self.day == day else 0.0
+
+    def admit(self, day: str, budget: float | None) -> bool:
+        """Admit one more chunk under the daily `budget`: what is spent plus what the chunks in
+        flight will probably cost (the mean cost per request so far) must stay below it, so
+        parallel chunks cannot all pass the check and overshoot together. Pair with `finish`."""
+        with self._lock:
+            if budget is not None:
+                spent = self.day_cost_usd if self.day == day else 0.0
+                mean = self.cost_usd / self.requests if self.requests else 0.0
+                if spent + self.in_flight * mean >= budget:
+                    return False
+            self.in_flight += 1
+            return True
+
+    def finish(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def add(self, *, ok: bool, usage: Usage, cost: float, day: str = "") -> None:
         with self._lock:
@@ -365,11 +383,14 @@ class ProviderDetector(Detector):
 
     def _run_chunk(self, chunk: Sequence[tuple[int, Content, CacheKey]]) -> list[DetectorResult]:
         items = [item for _, item, _ in chunk]
+        budget = self.params.max_spend_usd_per_day  # type: ignore[attr-defined]
+        admitted = False
         try:
-            budget = self.params.max_spend_usd_per_day  # type: ignore[attr-defined]
-            if budget is not None and self.totals.spent_on(self.today()) >= budget:
+            admitted = self.totals.admit(self.today(), budget)
+            if not admitted:
                 raise ProviderError(ErrorKind.OVER_BUDGET, f"the daily budget of ${budget:g} "
-                                    "(params.max_spend_usd_per_day) is spent; calls resume at 00:00 UTC")
+                                    "(params.max_spend_usd_per_day) is spent or committed to calls in flight; "
+                                    "calls resume at 00:00 UTC")
             verdicts = self._score(items)
             if len(verdicts) != len(items):
                 raise ProviderError(ErrorKind.MALFORMED, f"{len(verdicts)} results for {len(items)} inputs")
@@ -379,6 +400,9 @@ class ProviderDetector(Detector):
             log.warning("provider %s (%s) failed for %d item(s): %s", self.instance, self.name, len(items), message)
             return [DetectorResult.failed(self.instance, item.id, f"{self.name}: {message}", self.model_version)
                     for item in items]
+        finally:
+            if admitted:
+                self.totals.finish()
         return [self._to_result(item, v) for item, v in zip(items, verdicts, strict=True)]
 
     def _to_result(self, item: Content, verdict: ProviderVerdict) -> DetectorResult:
